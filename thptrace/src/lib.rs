@@ -1,0 +1,13 @@
+//! thptrace: trace failing `madvise()` and `process_madvise()` calls with eBPF
+//! and tell the person at the keyboard what went wrong.
+//!
+//! Map of the crate:
+//! - [`probe`] is the only module that touches aya: it loads the kernel object,
+//!   attaches, streams events and reads the kernel counters.
+//! - [`event`] is the decoded event every other module works on; [`decode`]
+//!   names advice and errno values.
+//! - [`filter`], [`format`] and [`summary`] decide what is shown and how.
+//! - [`trace`] runs a live trace; [`cli`] is the command line.
+
+pub mod decode;
+pub mod event;
