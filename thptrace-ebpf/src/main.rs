@@ -29,9 +29,7 @@ mod programs {
         programs::TracePointContext,
     };
     use aya_log_ebpf::warn;
-    use thptrace_common::{
-        Config, RESTART_MAX, RESTART_MIN, RawEvent, counter, flags, syscall,
-    };
+    use thptrace_common::{Config, RESTART_MAX, RESTART_MIN, RawEvent, counter, flags, syscall};
 
     /// Written by the loader before load (`EbpfLoader::override_global`).
     #[unsafe(no_mangle)]
@@ -146,8 +144,7 @@ mod programs {
         } else {
             field::<u64>(ctx, ARG3) as i32
         };
-        if cfg.flags & flags::FILTER_ADVICE != 0 && ADVICE_FILTER.get_ptr(advice as u32).is_none()
-        {
+        if cfg.flags & flags::FILTER_ADVICE != 0 && ADVICE_FILTER.get_ptr(advice as u32).is_none() {
             return;
         }
         let mut args = Inflight {
@@ -182,7 +179,10 @@ mod programs {
         }
         if INFLIGHT.insert(pid_tgid as u32, args, 0).is_err() {
             count(counter::MISSED);
-            warn!(ctx, "in-flight map full: dropping a call of tid {}", pid_tgid as u32);
+            warn!(
+                ctx,
+                "in-flight map full: dropping a call of tid {}", pid_tgid as u32
+            );
         }
     }
 
@@ -284,7 +284,8 @@ mod programs {
         }
         // The offsets come from tracefs; read through the helper so a bad
         // offset fails the read, not the verifier.
-        let Ok(clone_flags) = (unsafe { ctx.read_at::<u64>(cfg.newtask_clone_flags_offset as usize) })
+        let Ok(clone_flags) =
+            (unsafe { ctx.read_at::<u64>(cfg.newtask_clone_flags_offset as usize) })
         else {
             return 0;
         };

@@ -145,10 +145,22 @@ const ERRNO: &[(i32, &str, &str)] = &[
     (79, "ELIBACC", "Can not access a needed shared library"),
     (80, "ELIBBAD", "Accessing a corrupted shared library"),
     (81, "ELIBSCN", ".lib section in a.out corrupted"),
-    (82, "ELIBMAX", "Attempting to link in too many shared libraries"),
+    (
+        82,
+        "ELIBMAX",
+        "Attempting to link in too many shared libraries",
+    ),
     (83, "ELIBEXEC", "Cannot exec a shared library directly"),
-    (84, "EILSEQ", "Invalid or incomplete multibyte or wide character"),
-    (85, "ERESTART", "Interrupted system call should be restarted"),
+    (
+        84,
+        "EILSEQ",
+        "Invalid or incomplete multibyte or wide character",
+    ),
+    (
+        85,
+        "ERESTART",
+        "Interrupted system call should be restarted",
+    ),
     (86, "ESTRPIPE", "Streams pipe error"),
     (87, "EUSERS", "Too many users"),
     (88, "ENOTSOCK", "Socket operation on non-socket"),
@@ -160,7 +172,11 @@ const ERRNO: &[(i32, &str, &str)] = &[
     (94, "ESOCKTNOSUPPORT", "Socket type not supported"),
     (95, "EOPNOTSUPP", "Operation not supported"),
     (96, "EPFNOSUPPORT", "Protocol family not supported"),
-    (97, "EAFNOSUPPORT", "Address family not supported by protocol"),
+    (
+        97,
+        "EAFNOSUPPORT",
+        "Address family not supported by protocol",
+    ),
     (98, "EADDRINUSE", "Address already in use"),
     (99, "EADDRNOTAVAIL", "Cannot assign requested address"),
     (100, "ENETDOWN", "Network is down"),
@@ -171,7 +187,11 @@ const ERRNO: &[(i32, &str, &str)] = &[
     (105, "ENOBUFS", "No buffer space available"),
     (106, "EISCONN", "Transport endpoint is already connected"),
     (107, "ENOTCONN", "Transport endpoint is not connected"),
-    (108, "ESHUTDOWN", "Cannot send after transport endpoint shutdown"),
+    (
+        108,
+        "ESHUTDOWN",
+        "Cannot send after transport endpoint shutdown",
+    ),
     (109, "ETOOMANYREFS", "Too many references: cannot splice"),
     (110, "ETIMEDOUT", "Connection timed out"),
     (111, "ECONNREFUSED", "Connection refused"),
@@ -207,11 +227,7 @@ const ERRNO: &[(i32, &str, &str)] = &[
 ];
 
 /// Aliases accepted when reading names (`EWOULDBLOCK` is `EAGAIN`, and so on).
-const ERRNO_ALIASES: &[(&str, i32)] = &[
-    ("EWOULDBLOCK", 11),
-    ("EDEADLOCK", 35),
-    ("ENOTSUP", 95),
-];
+const ERRNO_ALIASES: &[(&str, i32)] = &[("EWOULDBLOCK", 11), ("EDEADLOCK", 35), ("ENOTSUP", 95)];
 
 /// The errno's symbolic name (`EINVAL`), or `None` for a value with none.
 pub fn errno_name(errno: i32) -> Option<&'static str> {
@@ -234,20 +250,12 @@ pub fn parse_errno(text: &str) -> Option<i32> {
         .iter()
         .find(|(_, n, _)| *n == upper)
         .map(|e| e.0)
-        .or_else(|| {
-            ERRNO_ALIASES
-                .iter()
-                .find(|(n, _)| *n == upper)
-                .map(|e| e.1)
-        })
+        .or_else(|| ERRNO_ALIASES.iter().find(|(n, _)| *n == upper).map(|e| e.1))
 }
 
 /// A decimal or `0x` hexadecimal integer.
 pub fn parse_int(text: &str) -> Option<i64> {
-    if let Some(hex) = text
-        .strip_prefix("0x")
-        .or_else(|| text.strip_prefix("0X"))
-    {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         return i64::from_str_radix(hex, 16).ok();
     }
     if text.starts_with('-') || text.starts_with('+') {

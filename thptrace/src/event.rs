@@ -5,6 +5,9 @@ use std::borrow::Cow;
 
 use thptrace_common::{COMM_LEN, RawEvent, syscall};
 
+/// The longest `comm` the kernel keeps (`COMM_LEN` less the NUL).
+pub const COMM_MAX: usize = COMM_LEN - 1;
+
 /// Which system call failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Syscall {
@@ -102,6 +105,23 @@ impl Event {
     pub fn comm(&self) -> Cow<'_, str> {
         comm_str(&self.comm)
     }
+}
+
+/// The kernel-side counters, summed over CPUs (see `thptrace_common::counter`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Calls from traced processes that returned.
+    pub calls: u64,
+    /// Of those, calls that failed (restarts excluded).
+    pub failures: u64,
+    /// Events written to the ring buffer.
+    pub sent: u64,
+    /// Events dropped because the ring buffer was full.
+    pub lost: u64,
+    /// Calls interrupted and restarted (not failures).
+    pub restarts: u64,
+    /// Calls whose arguments could not be kept at entry.
+    pub missed: u64,
 }
 
 /// A kernel `comm` buffer as text: up to the first NUL, lossy for bytes that

@@ -9,5 +9,17 @@
 //! - [`filter`], [`format`] and [`summary`] decide what is shown and how.
 //! - [`trace`] runs a live trace; [`cli`] is the command line.
 
+pub mod child;
+pub mod cli;
+pub mod clock;
 pub mod decode;
 pub mod event;
+pub mod filter;
+pub mod format;
+pub mod logging;
+pub mod poll;
+pub mod probe;
+pub mod setup;
+pub mod summary;
+pub mod trace;
+pub mod version;

@@ -1,1 +1,359 @@
-fn main() {}
+//! madvise-scenarios: makes madvise and process_madvise calls with known
+//! outcomes, and says exactly what it did, so thptrace's tests and benchmarks
+//! can compare what thptrace saw with what really happened.
+//!
+//! Output: JSON lines on stdout. First `{"pid":P}`; with `--wait`, it then
+//! waits for a line on stdin (so a tracer can attach first). Then one line per
+//! call: `{"syscall":"madvise","tid":T,"start":S,"len":L,"advice":A,"ret":R,
+//! "flags":F,"vlen":V}` where `ret` is the kernel's return value (`-errno` on
+//! failure), and finally `{"done":true}`.
+//!
+//! Scenarios (default: `failures successes`):
+//!   failures        the failing calls thptrace's tests expect
+//!   successes       calls that succeed (must not be reported without --all)
+//!   thread          one failing call from a second thread
+//!   nohugepage      what CRIU's restorer does for a thread stack:
+//!                   madvise(page-aligned private anonymous area, MADV_NOHUGEPAGE)
+//!   loop-fail N     N back-to-back failing calls (advice 9999); prints the
+//!                   mean ns per call instead of one line per call
+//!   loop-ok N       N back-to-back succeeding calls (MADV_NORMAL)
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+const INVALID_ADVICE: i32 = 9999;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+fn gettid() -> i64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+/// The raw system call, so the return value is the kernel's own (`-errno`).
+fn madvise(start: usize, len: usize, advice: i32) -> i64 {
+    // SAFETY: madvise may fail but cannot corrupt memory for the advice values
+    // used here (none of them discards memory this program still uses).
+    let r = unsafe { libc::syscall(libc::SYS_madvise, start, len, advice) };
+    if r < 0 { -(errno() as i64) } else { r }
+}
+
+fn process_madvise(pidfd: i32, iov: &[libc::iovec], advice: i32, flags: u32) -> i64 {
+    // SAFETY: iov points at valid iovecs for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            pidfd,
+            iov.as_ptr(),
+            iov.len(),
+            advice,
+            flags,
+        )
+    };
+    if r < 0 { -(errno() as i64) } else { r }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// An anonymous private mapping of `pages` pages.
+fn map(pages: usize) -> usize {
+    // SAFETY: a fresh anonymous mapping; the kernel picks the address.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            pages * page_size(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(
+        p,
+        libc::MAP_FAILED,
+        "mmap failed: {}",
+        std::io::Error::last_os_error()
+    );
+    p as usize
+}
+
+/// An address range that is certainly not mapped: mapped, then unmapped.
+fn unmapped(pages: usize) -> usize {
+    let p = map(pages);
+    // SAFETY: unmapping the mapping made just above.
+    unsafe { libc::munmap(p as *mut _, pages * page_size()) };
+    p
+}
+
+struct Report {
+    out: std::io::StdoutLock<'static>,
+}
+
+impl Report {
+    fn call(&mut self, syscall: &str, start: usize, len: usize, advice: i32, ret: i64) {
+        self.call_full(syscall, start, len, advice, ret, 0, 0, -1);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call_full(
+        &mut self,
+        syscall: &str,
+        start: usize,
+        len: usize,
+        advice: i32,
+        ret: i64,
+        flags: u32,
+        vlen: usize,
+        pidfd: i32,
+    ) {
+        self.call_from(
+            gettid(),
+            syscall,
+            start,
+            len,
+            advice,
+            ret,
+            flags,
+            vlen,
+            pidfd,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call_from(
+        &mut self,
+        tid: i64,
+        syscall: &str,
+        start: usize,
+        len: usize,
+        advice: i32,
+        ret: i64,
+        flags: u32,
+        vlen: usize,
+        pidfd: i32,
+    ) {
+        writeln!(
+            self.out,
+            r#"{{"syscall":"{syscall}","tid":{tid},"start":{start},"len":{len},"advice":{advice},"ret":{ret},"flags":{flags},"vlen":{vlen},"pidfd":{pidfd}}}"#
+        )
+        .unwrap();
+    }
+}
+
+fn failures(r: &mut Report) {
+    let ps = page_size();
+    let area = map(4);
+
+    // An advice no kernel knows: EINVAL before any memory is looked at.
+    r.call(
+        "madvise",
+        area,
+        ps,
+        INVALID_ADVICE,
+        madvise(area, ps, INVALID_ADVICE),
+    );
+    // A start that is not page-aligned: EINVAL.
+    r.call(
+        "madvise",
+        area + 1,
+        ps,
+        libc::MADV_NOHUGEPAGE,
+        madvise(area + 1, ps, libc::MADV_NOHUGEPAGE),
+    );
+    // A range that is not mapped: ENOMEM.
+    let hole = unmapped(2);
+    r.call(
+        "madvise",
+        hole,
+        2 * ps,
+        libc::MADV_NORMAL,
+        madvise(hole, 2 * ps, libc::MADV_NORMAL),
+    );
+    // MADV_REMOVE on private anonymous memory: EINVAL.
+    r.call(
+        "madvise",
+        area,
+        ps,
+        libc::MADV_REMOVE,
+        madvise(area, ps, libc::MADV_REMOVE),
+    );
+    // MADV_DONTNEED on mlocked memory: EINVAL.
+    let locked = map(1);
+    // SAFETY: locking our own fresh mapping.
+    let rc = unsafe { libc::mlock(locked as *const _, ps) };
+    assert_eq!(rc, 0, "mlock failed: {}", std::io::Error::last_os_error());
+    r.call(
+        "madvise",
+        locked,
+        ps,
+        libc::MADV_DONTNEED,
+        madvise(locked, ps, libc::MADV_DONTNEED),
+    );
+    // process_madvise with flags that are not 0: EINVAL.
+    // SAFETY: pidfd_open on our own pid.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) } as i32;
+    assert!(
+        pidfd >= 0,
+        "pidfd_open failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let iov = [
+        libc::iovec {
+            iov_base: area as *mut _,
+            iov_len: ps,
+        },
+        libc::iovec {
+            iov_base: (area + 2 * ps) as *mut _,
+            iov_len: ps,
+        },
+    ];
+    let ret = process_madvise(pidfd, &iov, libc::MADV_COLD, 1);
+    r.call_full(
+        "process_madvise",
+        area,
+        ps,
+        libc::MADV_COLD,
+        ret,
+        1,
+        2,
+        pidfd,
+    );
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(pidfd) };
+}
+
+fn successes(r: &mut Report) {
+    let ps = page_size();
+    let area = map(2);
+    r.call(
+        "madvise",
+        area,
+        ps,
+        libc::MADV_NORMAL,
+        madvise(area, ps, libc::MADV_NORMAL),
+    );
+    r.call(
+        "madvise",
+        area,
+        2 * ps,
+        libc::MADV_DONTNEED,
+        madvise(area, 2 * ps, libc::MADV_DONTNEED),
+    );
+    // SAFETY: pidfd_open on our own pid.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) } as i32;
+    let iov = [libc::iovec {
+        iov_base: area as *mut _,
+        iov_len: ps,
+    }];
+    let ret = process_madvise(pidfd, &iov, libc::MADV_COLD, 0);
+    r.call_full(
+        "process_madvise",
+        area,
+        ps,
+        libc::MADV_COLD,
+        ret,
+        0,
+        1,
+        pidfd,
+    );
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(pidfd) };
+}
+
+fn thread(r: &mut Report) {
+    let ps = page_size();
+    let area = map(1);
+    let (tid, ret) = std::thread::spawn(move || (gettid(), madvise(area, ps, INVALID_ADVICE)))
+        .join()
+        .unwrap();
+    r.call_from(tid, "madvise", area, ps, INVALID_ADVICE, ret, 0, 0, -1);
+}
+
+fn nohugepage(r: &mut Report) {
+    let ps = page_size();
+    let area = map(8);
+    r.call(
+        "madvise",
+        area,
+        8 * ps,
+        libc::MADV_NOHUGEPAGE,
+        madvise(area, 8 * ps, libc::MADV_NOHUGEPAGE),
+    );
+}
+
+fn run_loop(r: &mut Report, n: u64, fail: bool) {
+    let ps = page_size();
+    let area = map(1);
+    let advice = if fail {
+        INVALID_ADVICE
+    } else {
+        libc::MADV_NORMAL
+    };
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(madvise(area, ps, advice));
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    writeln!(
+        r.out,
+        r#"{{"loop":"{}","calls":{n},"ns_per_call":{ns:.1}}}"#,
+        if fail { "fail" } else { "ok" }
+    )
+    .unwrap();
+}
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let wait = args.first().is_some_and(|a| a == "--wait");
+    if wait {
+        args.remove(0);
+    }
+    if args.is_empty() {
+        args = vec!["failures".into(), "successes".into()];
+    }
+    let mut r = Report {
+        out: std::io::stdout().lock(),
+    };
+    writeln!(r.out, r#"{{"pid":{}}}"#, std::process::id()).unwrap();
+    r.out.flush().unwrap();
+    if wait {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).unwrap();
+    }
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "failures" => failures(&mut r),
+            "successes" => successes(&mut r),
+            "thread" => thread(&mut r),
+            "nohugepage" => nohugepage(&mut r),
+            "loop-fail" | "loop-ok" => {
+                let n = args
+                    .get(i + 1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| {
+                        eprintln!(
+                            "madvise-scenarios: {} needs a call count, e.g. `{} 1000000`",
+                            args[i], args[i]
+                        );
+                        std::process::exit(2)
+                    });
+                run_loop(&mut r, n, args[i] == "loop-fail");
+                i += 1;
+            }
+            other => {
+                eprintln!(
+                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, nohugepage, loop-fail N, loop-ok N"
+                );
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    writeln!(r.out, r#"{{"done":true}}"#).unwrap();
+    r.out.flush().unwrap();
+}

@@ -1,0 +1,251 @@
+//! How an event is printed: one line per call, the way the call was written,
+//! in the style of strace and perf trace; or one JSON object per line for log
+//! pipelines.
+//!
+//! Text:
+//! `12:04:33.120512 criu[4242/4250] madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument) <0.000004>`
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::clock::{Clock, LocalTime, write_rfc3339};
+use crate::decode::{advice_name, errno_message, errno_name, write_advice};
+use crate::event::{Event, Syscall};
+
+/// Version of the JSON lines schema (docs/json-schema.md). Bump it when a
+/// field changes meaning or goes away; adding a field does not.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per call, like strace.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Turns events into lines. Keeps the state that makes that cheap: the
+/// boot-to-wall-clock offset and the local time zone of the last second.
+pub struct Formatter {
+    format: Format,
+    clock: Clock,
+    local: LocalTime,
+}
+
+impl Formatter {
+    pub fn new(format: Format, clock: Clock) -> Self {
+        Formatter {
+            format,
+            clock,
+            local: LocalTime::default(),
+        }
+    }
+
+    /// Appends the event's line, with its newline, to `out`.
+    pub fn write(&mut self, out: &mut String, event: &Event) {
+        match self.format {
+            Format::Text => self.write_text(out, event),
+            Format::Json => self.write_json(out, event),
+        }
+    }
+
+    fn write_text(&mut self, out: &mut String, e: &Event) {
+        self.local.write(out, self.clock.wall_ns(e.ts_boot_ns));
+        out.push(' ');
+        out.push_str(&e.comm());
+        let _ = write!(out, "[{}/{}] ", e.tgid, e.tid);
+        write_call(out, e);
+        let _ = writeln!(
+            out,
+            " <{}.{:06}>",
+            e.duration_ns / 1_000_000_000,
+            e.duration_ns / 1000 % 1_000_000
+        );
+    }
+
+    fn write_json(&mut self, out: &mut String, e: &Event) {
+        let mut time = String::with_capacity(32);
+        write_rfc3339(&mut time, self.clock.wall_ns(e.ts_boot_ns));
+        let comm = e.comm();
+        let errno = e.errno();
+        let process = e.syscall == Syscall::ProcessMadvise;
+        let line = JsonEvent {
+            schema: JSON_SCHEMA_VERSION,
+            time: &time,
+            ts_boot_ns: e.ts_boot_ns,
+            pid: e.tgid,
+            tid: e.tid,
+            comm: &comm,
+            uid: e.uid,
+            gid: e.gid,
+            cpu: e.cpu,
+            cgroup_id: e.cgroup_id,
+            syscall: e.syscall.name(),
+            start: (!e.iovec_unreadable).then_some(e.start),
+            len: (!e.iovec_unreadable).then_some(e.len),
+            advice: e.advice,
+            advice_name: advice_name(e.advice),
+            pidfd: process.then_some(e.pidfd),
+            vlen: process.then_some(e.vlen),
+            flags: process.then_some(e.flags),
+            ret: e.ret,
+            errno,
+            errno_name: errno.and_then(errno_name),
+            duration_ns: e.duration_ns,
+        };
+        // Writing to a String cannot fail.
+        out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+        out.push('\n');
+    }
+}
+
+/// The call and its result, as strace writes it:
+/// `madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)`.
+pub fn write_call(out: &mut String, e: &Event) {
+    match e.syscall {
+        Syscall::Madvise => {
+            let _ = write!(out, "madvise({:#x}, {}, ", e.start, e.len);
+        }
+        Syscall::ProcessMadvise => {
+            let _ = write!(out, "process_madvise({}, ", e.pidfd);
+            if e.iovec_unreadable {
+                out.push_str("[?]");
+            } else if e.vlen == 0 {
+                out.push_str("[]");
+            } else {
+                let _ = write!(out, "[{{iov_base={:#x}, iov_len={}}}", e.start, e.len);
+                if e.vlen > 1 {
+                    out.push_str(", ...");
+                }
+                out.push(']');
+            }
+            let _ = write!(out, ", {}, ", e.vlen);
+        }
+    }
+    write_advice(out, e.advice);
+    if e.syscall == Syscall::ProcessMadvise {
+        let _ = write!(out, ", {}", e.flags);
+    }
+    out.push_str(") = ");
+    write_result(out, e.ret);
+}
+
+/// `-1 EINVAL (Invalid argument)`, or the value of a call that succeeded.
+pub fn write_result(out: &mut String, ret: i64) {
+    if ret >= 0 {
+        let _ = write!(out, "{ret}");
+        return;
+    }
+    let errno = (-ret) as i32;
+    match (errno_name(errno), errno_message(errno)) {
+        (Some(name), Some(msg)) => {
+            let _ = write!(out, "-1 {name} ({msg})");
+        }
+        _ => {
+            let _ = write!(out, "-1 errno {errno} (Unknown error {errno})");
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    schema: u32,
+    time: &'a str,
+    ts_boot_ns: u64,
+    pid: u32,
+    tid: u32,
+    comm: &'a str,
+    uid: u32,
+    gid: u32,
+    cpu: u32,
+    cgroup_id: u64,
+    syscall: &'a str,
+    start: Option<u64>,
+    len: Option<u64>,
+    advice: i32,
+    advice_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pidfd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vlen: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<u32>,
+    ret: i64,
+    errno: Option<i32>,
+    errno_name: Option<&'a str>,
+    duration_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample;
+
+    fn text(e: &Event) -> String {
+        let mut f = Formatter::new(Format::Text, Clock { boot_epoch_ns: 0 });
+        let mut s = String::new();
+        f.write(&mut s, e);
+        // Drop the local time of day: it depends on the time zone.
+        s.split_once(' ').unwrap().1.to_string()
+    }
+
+    #[test]
+    fn madvise_failure_reads_like_strace() {
+        let e = sample(0x7f06e7f30000, 4096, 15, -22);
+        assert_eq!(
+            text(&e),
+            "criu[4242/4250] madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument) <0.000004>\n"
+        );
+    }
+
+    #[test]
+    fn unknown_values_print_as_numbers() {
+        let e = sample(0x1000, 1, 9999, -600);
+        assert_eq!(
+            text(&e),
+            "criu[4242/4250] madvise(0x1000, 1, 9999) = -1 errno 600 (Unknown error 600) <0.000004>\n"
+        );
+    }
+
+    #[test]
+    fn process_madvise_shows_the_first_iovec() {
+        let mut e = sample(0x2000, 8192, 20, -22);
+        e.syscall = Syscall::ProcessMadvise;
+        e.pidfd = 5;
+        e.vlen = 2;
+        e.flags = 1;
+        assert_eq!(
+            text(&e),
+            "criu[4242/4250] process_madvise(5, [{iov_base=0x2000, iov_len=8192}, ...], 2, MADV_COLD, 1) = -1 EINVAL (Invalid argument) <0.000004>\n"
+        );
+        e.iovec_unreadable = true;
+        assert!(text(&e).contains("process_madvise(5, [?], 2, MADV_COLD, 1)"));
+    }
+
+    #[test]
+    fn success_shows_the_return_value() {
+        let e = sample(0x1000, 4096, 0, 0);
+        assert!(text(&e).contains("madvise(0x1000, 4096, MADV_NORMAL) = 0 <"));
+    }
+
+    #[test]
+    fn json_has_raw_and_named_fields() {
+        let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
+        let mut s = String::new();
+        f.write(&mut s, &sample(0x7f06e7f30000, 4096, 15, -22));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["time"], "1970-01-01T00:00:01.000000000Z");
+        assert_eq!(v["advice"], 15);
+        assert_eq!(v["advice_name"], "MADV_NOHUGEPAGE");
+        assert_eq!(v["errno"], 22);
+        assert_eq!(v["errno_name"], "EINVAL");
+        assert_eq!(v["start"], 0x7f06e7f30000u64);
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["comm"], "criu");
+        assert!(v.get("pidfd").is_none());
+        assert!(s.ends_with('\n') && s.matches('\n').count() == 1);
+    }
+}

@@ -1,0 +1,314 @@
+//! The only module that touches aya: loads the embedded kernel object with
+//! thptrace's configuration, attaches the tracepoints, streams events out of
+//! the ring buffer and reads the kernel counters. Everything it hands out is
+//! plain data ([`Event`], [`KernelCounters`]).
+//!
+//! Dropping a [`Probe`] detaches and unloads everything it loaded: aya closes
+//! the links, programs and maps with their file descriptors.
+
+use std::os::fd::AsRawFd;
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use thptrace_common::{Config, RawEvent, counter, flags};
+use tokio::io::unix::AsyncFd;
+
+use crate::event::{Event, KernelCounters};
+
+/// The kernel object, built by `cargo xtask build-ebpf` and committed.
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/thptrace-ebpf.o");
+
+/// What to trace, as the kernel side filters it.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeConfig {
+    /// Thread-group ids to trace (empty: all).
+    pub pids: Vec<u32>,
+    /// Thread ids to trace (empty: all).
+    pub tids: Vec<u32>,
+    /// Advice values to trace (empty: all).
+    pub advice: Vec<i32>,
+    /// errno values to report (empty: all).
+    pub errnos: Vec<i32>,
+    /// Report successful calls too.
+    pub report_success: bool,
+    /// Trace processes forked by traced ones (implies a pid filter).
+    pub follow_forks: bool,
+    /// Ring buffer size in bytes (a power of two, a multiple of the page size).
+    pub buffer_size: u32,
+    /// Forward the kernel programs' own diagnostics (aya-log) to the log.
+    pub kernel_log: bool,
+}
+
+/// Default ring buffer: room for about 600,000 events, enough to ride out a
+/// burst of a million back-to-back failing calls while user space catches up.
+pub const DEFAULT_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
+
+const MADVISE: (&str, &str) = ("sys_enter_madvise", "sys_exit_madvise");
+const PROCESS_MADVISE: (&str, &str) = ("sys_enter_process_madvise", "sys_exit_process_madvise");
+
+/// The kernel programs, loaded and attached.
+pub struct Probe {
+    // Keeps programs and links alive; dropping it detaches.
+    _ebpf: Ebpf,
+    events: AsyncFd<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    pid_filter: HashMap<MapData, u32, u8>,
+    logger: Option<KernelLog>,
+    program_ids: Vec<u32>,
+    notices: Vec<String>,
+}
+
+impl Probe {
+    /// Loads and attaches. Must run inside a tokio runtime (the ring buffer is
+    /// registered with it).
+    pub fn load(cfg: &ProbeConfig) -> Result<Probe> {
+        let mut flags_word = 0;
+        if !cfg.pids.is_empty() || cfg.follow_forks {
+            flags_word |= flags::FILTER_PID;
+        }
+        if !cfg.tids.is_empty() {
+            flags_word |= flags::FILTER_TID;
+        }
+        if !cfg.advice.is_empty() {
+            flags_word |= flags::FILTER_ADVICE;
+        }
+        if !cfg.errnos.is_empty() {
+            flags_word |= flags::FILTER_ERRNO;
+        }
+        if cfg.report_success {
+            flags_word |= flags::REPORT_SUCCESS;
+        }
+        let mut notices = Vec::new();
+        let (newtask_pid_offset, newtask_clone_flags_offset) = if cfg.follow_forks {
+            flags_word |= flags::FOLLOW_FORKS;
+            crate::setup::task_newtask_offsets()?
+        } else {
+            (0, 0)
+        };
+        let config = Config {
+            flags: flags_word,
+            self_tgid: std::process::id(),
+            newtask_pid_offset,
+            newtask_clone_flags_offset,
+        };
+        let buffer_size = if cfg.buffer_size == 0 {
+            DEFAULT_BUFFER_SIZE
+        } else {
+            cfg.buffer_size
+        };
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
+            .map_max_entries("EVENTS", buffer_size)
+            .load(OBJECT)
+            .map_err(|e| anyhow!(crate::setup::explain_load_error(&e)))?;
+
+        let logger = if cfg.kernel_log {
+            match aya_log::EbpfLogger::init(&mut ebpf) {
+                Ok(l) => Some(KernelLog(crate::poll::readable(l, "the kernel log")?)),
+                Err(e) => {
+                    notices.push(format!("kernel diagnostics unavailable: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let mut pid_filter: HashMap<MapData, u32, u8> = take_map(&mut ebpf, "PID_FILTER")?;
+        for &pid in &cfg.pids {
+            pid_filter
+                .insert(pid, 1, 0)
+                .with_context(|| format!("adding pid {pid} to the kernel's pid filter"))?;
+        }
+        fill(&mut ebpf, "TID_FILTER", cfg.tids.iter().copied(), "tid")?;
+        fill(
+            &mut ebpf,
+            "ADVICE_FILTER",
+            cfg.advice.iter().map(|&a| a as u32),
+            "advice",
+        )?;
+        fill(
+            &mut ebpf,
+            "ERRNO_FILTER",
+            cfg.errnos.iter().map(|&e| e as u32),
+            "errno",
+        )?;
+
+        let mut program_ids = Vec::new();
+        let mut attach = |ebpf: &mut Ebpf, category: &str, name: &str| -> Result<()> {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| anyhow!("the kernel object has no program {name}: rebuild it with `cargo xtask build-ebpf`"))?
+                .try_into()
+                .with_context(|| format!("{name} is not a tracepoint program"))?;
+            program
+                .load()
+                .map_err(|e| anyhow!(crate::setup::explain_program_error(name, &e)))?;
+            program
+                .attach(category, name)
+                .map_err(|e| anyhow!(crate::setup::explain_attach_error(category, name, &e)))?;
+            if let Ok(info) = program.info() {
+                program_ids.push(info.id());
+            }
+            Ok(())
+        };
+        // Exit first: an entry without its exit would only fill INFLIGHT.
+        attach(&mut ebpf, "syscalls", MADVISE.1)?;
+        attach(&mut ebpf, "syscalls", MADVISE.0)?;
+        if crate::setup::tracepoint_exists("syscalls", PROCESS_MADVISE.0) {
+            attach(&mut ebpf, "syscalls", PROCESS_MADVISE.1)?;
+            attach(&mut ebpf, "syscalls", PROCESS_MADVISE.0)?;
+        } else {
+            notices.push(
+                "this kernel has no process_madvise system call (added in Linux 5.10): tracing madvise only"
+                    .to_string(),
+            );
+        }
+        if cfg.follow_forks {
+            attach(&mut ebpf, "task", "task_newtask")?;
+        }
+
+        let events: RingBuf<MapData> = take_map(&mut ebpf, "EVENTS")?;
+        let events = crate::poll::readable(events, "the ring buffer")?;
+        let counters = take_map(&mut ebpf, "COUNTERS")?;
+        Ok(Probe {
+            _ebpf: ebpf,
+            events,
+            counters,
+            pid_filter,
+            logger,
+            program_ids,
+            notices,
+        })
+    }
+
+    /// Starts tracing another process (its threads included).
+    pub fn add_pid(&mut self, pid: u32) -> Result<()> {
+        self.pid_filter
+            .insert(pid, 1, 0)
+            .with_context(|| format!("adding pid {pid} to the kernel's pid filter"))
+    }
+
+    /// Ids of the loaded kernel programs (for tests and `--verbose`).
+    pub fn program_ids(&self) -> &[u32] {
+        &self.program_ids
+    }
+
+    /// Things the user should know about this load (features missing, ...).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Waits until events are ready, then hands each one to `sink` until the
+    /// ring buffer is empty. Returns how many it handed over.
+    pub async fn next_batch(&mut self, mut sink: impl FnMut(&Event)) -> Result<usize> {
+        let mut guard = self
+            .events
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
+        let n = drain_ring(guard.get_inner_mut(), &mut sink);
+        guard.clear_ready();
+        Ok(n)
+    }
+
+    /// Hands over whatever is in the ring buffer now, without waiting.
+    pub fn drain(&mut self, mut sink: impl FnMut(&Event)) -> usize {
+        drain_ring(self.events.get_mut(), &mut sink)
+    }
+
+    /// The kernel programs' own diagnostics, when `kernel_log` was asked for
+    /// and the object carries them.
+    pub fn take_kernel_log(&mut self) -> Option<KernelLog> {
+        self.logger.take()
+    }
+
+    /// The kernel counters, summed over CPUs.
+    pub fn counters(&self) -> Result<KernelCounters> {
+        let read = |index: u32| -> Result<u64> {
+            let values = self
+                .counters
+                .get(&index, 0)
+                .with_context(|| format!("reading kernel counter {index}"))?;
+            Ok(values.iter().sum())
+        };
+        Ok(KernelCounters {
+            calls: read(counter::CALLS)?,
+            failures: read(counter::FAILURES)?,
+            sent: read(counter::SENT)?,
+            lost: read(counter::LOST)?,
+            restarts: read(counter::RESTARTS)?,
+            missed: read(counter::MISSED)?,
+        })
+    }
+
+    /// The file descriptor of the ring buffer (for callers that poll).
+    pub fn events_fd(&self) -> i32 {
+        self.events.get_ref().as_raw_fd()
+    }
+}
+
+/// The kernel programs' diagnostics (aya-log), forwarded to the `log` crate.
+pub struct KernelLog(AsyncFd<aya_log::EbpfLogger<&'static dyn log::Log>>);
+
+impl KernelLog {
+    /// Waits for diagnostics and forwards them.
+    pub async fn forward(&mut self) -> Result<()> {
+        let mut guard = self.0.readable_mut().await?;
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+        Ok(())
+    }
+}
+
+/// Forwards kernel diagnostics, or waits forever when there are none: for use
+/// in a `select!`.
+pub async fn forward_kernel_log(log: &mut Option<KernelLog>) -> Result<()> {
+    match log {
+        Some(log) => log.forward().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn drain_ring(ring: &mut RingBuf<MapData>, sink: &mut impl FnMut(&Event)) -> usize {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        if item.len() >= size_of::<RawEvent>() {
+            // SAFETY: the kernel wrote a RawEvent there; the read is unaligned
+            // because ring buffer records are only 8-byte aligned.
+            let raw = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RawEvent) };
+            sink(&Event::from_raw(&raw));
+            n += 1;
+        }
+    }
+    n
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| {
+        anyhow!("the kernel object has no map {name}: rebuild it with `cargo xtask build-ebpf`")
+    })?;
+    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}
+
+fn fill(ebpf: &mut Ebpf, name: &str, keys: impl Iterator<Item = u32>, what: &str) -> Result<()> {
+    let mut map: HashMap<&mut MapData, u32, u8> = ebpf
+        .map_mut(name)
+        .ok_or_else(|| anyhow!("the kernel object has no map {name}"))?
+        .try_into()
+        .with_context(|| format!("map {name} has an unexpected type"))?;
+    for key in keys {
+        if let Err(e) = map.insert(key, 1, 0) {
+            bail!("adding {what} {key} to the kernel's filter {name}: {e}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The end-of-run summary: calls per comm x syscall x advice x errno, most
+//! frequent first, and the kernel counters that say whether anything was
+//! missed.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::decode::{advice_name, errno_name};
+use crate::event::{COMM_MAX, Event, KernelCounters, Syscall, comm_str};
+use thptrace_common::COMM_LEN;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    comm: [u8; COMM_LEN],
+    syscall: Syscall,
+    advice: i32,
+    /// 0 for success.
+    errno: i32,
+}
+
+/// Counts events as they are shown.
+#[derive(Default)]
+pub struct Summary {
+    counts: HashMap<Key, u64>,
+    events: u64,
+}
+
+/// One row of the summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub count: u64,
+    pub comm: String,
+    pub syscall: Syscall,
+    pub advice: i32,
+    /// `None` for calls that succeeded.
+    pub errno: Option<i32>,
+}
+
+impl Summary {
+    pub fn add(&mut self, e: &Event) {
+        let key = Key {
+            comm: e.comm,
+            syscall: e.syscall,
+            advice: e.advice,
+            errno: e.errno().unwrap_or(0),
+        };
+        *self.counts.entry(key).or_insert(0) += 1;
+        self.events += 1;
+    }
+
+    /// How many events were added.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The rows, most frequent first; ties in a stable order.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<(&Key, &u64)> = self.counts.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        rows.into_iter()
+            .map(|(k, &count)| Row {
+                count,
+                comm: comm_str(&k.comm).into_owned(),
+                syscall: k.syscall,
+                advice: k.advice,
+                errno: (k.errno != 0).then_some(k.errno),
+            })
+            .collect()
+    }
+
+    /// The summary as text. `counters` is `None` where the kernel's counters
+    /// are not known (a capture without them).
+    pub fn render(&self, counters: Option<&KernelCounters>, buffer_hint: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nthptrace summary: {} calls shown", self.events);
+        if !self.counts.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:>9}  {:<w$}  {:<15}  {:<20}  RESULT",
+                "COUNT",
+                "COMM",
+                "SYSCALL",
+                "ADVICE",
+                w = COMM_MAX
+            );
+            for row in self.rows() {
+                let advice =
+                    advice_name(row.advice).map_or_else(|| row.advice.to_string(), str::to_string);
+                let result = match row.errno {
+                    None => "ok".to_string(),
+                    Some(e) => errno_name(e).map_or_else(|| format!("errno {e}"), str::to_string),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:>9}  {:<w$}  {:<15}  {:<20}  {result}",
+                    row.count,
+                    row.comm,
+                    row.syscall.name(),
+                    advice,
+                    w = COMM_MAX
+                );
+            }
+        }
+        if let Some(c) = counters {
+            let _ = writeln!(
+                out,
+                "kernel counters: {} calls from traced processes, {} failed, {} events sent, {} lost, {} restarted, {} missed at entry",
+                c.calls, c.failures, c.sent, c.lost, c.restarts, c.missed
+            );
+            if c.lost > 0 {
+                let _ = writeln!(
+                    out,
+                    "WARNING: {} EVENTS WERE LOST: the ring buffer was full, so the calls above are incomplete. {buffer_hint}",
+                    c.lost
+                );
+            }
+            if c.missed > 0 {
+                let _ = writeln!(
+                    out,
+                    "WARNING: {} calls were missed at entry (too many threads inside madvise at once); they are not shown.",
+                    c.missed
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{comm_from_str, tests::sample};
+
+    #[test]
+    fn rows_are_grouped_and_sorted_by_count() {
+        let mut s = Summary::default();
+        for _ in 0..3 {
+            s.add(&sample(0x1000, 4096, 15, -22));
+        }
+        s.add(&sample(0x1000, 4096, 9999, -22));
+        let mut other = sample(0x1000, 4096, 15, -12);
+        other.comm = comm_from_str("restorer");
+        s.add(&other);
+        s.add(&other);
+        let rows = s.rows();
+        assert_eq!(s.events(), 6);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            (rows[0].count, rows[0].advice, rows[0].errno),
+            (3, 15, Some(22))
+        );
+        assert_eq!((rows[1].count, rows[1].comm.as_str()), (2, "restorer"));
+        assert_eq!((rows[2].count, rows[2].advice), (1, 9999));
+    }
+
+    #[test]
+    fn render_names_values_and_warns_about_loss() {
+        let mut s = Summary::default();
+        s.add(&sample(0x1000, 4096, 15, -22));
+        s.add(&sample(0x1000, 4096, 0, 0));
+        let counters = KernelCounters {
+            calls: 10,
+            failures: 5,
+            sent: 4,
+            lost: 1,
+            ..Default::default()
+        };
+        let text = s.render(Some(&counters), "raise --buffer-size");
+        assert!(text.contains("MADV_NOHUGEPAGE"), "{text}");
+        assert!(text.contains("EINVAL"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("MADV_NORMAL") && l.ends_with("ok")),
+            "{text}"
+        );
+        assert!(text.contains("10 calls from traced processes, 5 failed, 4 events sent, 1 lost"));
+        assert!(
+            text.contains("WARNING: 1 EVENTS WERE LOST") && text.contains("raise --buffer-size")
+        );
+        let quiet = Summary::default().render(Some(&KernelCounters::default()), "");
+        assert!(!quiet.contains("WARNING"), "{quiet}");
+    }
+}

@@ -1,0 +1,223 @@
+//! `thptrace trace`: load, attach, print each call as it happens, and end
+//! with a summary on Ctrl-C, SIGTERM, `--count`, `--duration` or the end of
+//! the traced command.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::child;
+use crate::cli::TraceArgs;
+use crate::clock::Clock;
+use crate::event::{Event, KernelCounters};
+use crate::filter::Filters;
+use crate::format::Formatter;
+use crate::probe::{Probe, ProbeConfig};
+use crate::setup;
+use crate::summary::Summary;
+
+/// Why tracing stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    Count,
+    Duration,
+    /// The traced command exited with this status.
+    Command(i32),
+}
+
+/// Where event lines go: buffered, flushed after each batch so a person
+/// watching sees lines as they come.
+struct Output {
+    sink: Box<dyn Write>,
+    line: String,
+}
+
+impl Output {
+    fn open(args: &TraceArgs) -> Result<Output> {
+        let sink: Box<dyn Write> = match &args.output {
+            Some(path) => Box::new(io::BufWriter::with_capacity(
+                1 << 20,
+                File::create(path)
+                    .with_context(|| format!("cannot create the output file {}", path.display()))?,
+            )),
+            None => Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+        };
+        Ok(Output {
+            sink,
+            line: String::with_capacity(512),
+        })
+    }
+}
+
+/// Runs a live trace; returns the process exit status.
+pub async fn run(args: TraceArgs) -> Result<i32> {
+    let filters = args.filters();
+    setup::prepare()?;
+    let config = ProbeConfig {
+        pids: filters.pids.clone(),
+        tids: filters.tids.clone(),
+        advice: filters.advice.clone(),
+        errnos: filters.errnos.clone(),
+        report_success: filters.all,
+        follow_forks: !args.command.is_empty(),
+        buffer_size: args.buffer_size,
+        kernel_log: args.verbose > 0,
+    };
+    let mut probe = Probe::load(&config)?;
+    let mut kernel_log = probe.take_kernel_log();
+    for notice in probe.notices() {
+        eprintln!("thptrace: {notice}");
+    }
+    log::info!("kernel programs loaded, ids {:?}", probe.program_ids());
+
+    let mut shown = Shown {
+        output: Output::open(&args)?,
+        formatter: Formatter::new(args.format, Clock::host()),
+        summary: Summary::default(),
+        filters: filters.clone(),
+        limit: args.count.unwrap_or(u64::MAX),
+    };
+
+    let running = if args.command.is_empty() {
+        None
+    } else {
+        let held = child::spawn_held(&args.command)?;
+        probe.add_pid(held.pid())?;
+        Some(held.release()?)
+    };
+    if io::stderr().is_terminal() || args.verbose > 0 {
+        let what = match &running {
+            Some(c) => format!(
+                "`{}` (pid {}) and its children",
+                args.command.join(" "),
+                c.pid()
+            ),
+            None if filters.pids.is_empty() => "the whole host".to_string(),
+            None => format!("pid {}", join(&filters.pids)),
+        };
+        eprintln!(
+            "thptrace: tracing failing madvise calls of {what} (filters: {}); Ctrl-C to stop",
+            filters.describe()
+        );
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    let deadline = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let child_exit = async {
+        match &running {
+            Some(c) => c.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(child_exit);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lost_reported = 0;
+
+    let stop = loop {
+        tokio::select! {
+            batch = probe.next_batch(|e| shown.show(e)) => {
+                batch?;
+                shown.flush()?;
+                if shown.full() {
+                    break Stop::Count;
+                }
+            }
+            status = &mut child_exit => break Stop::Command(status?),
+            _ = sigint.recv() => break Stop::Signal,
+            _ = sigterm.recv() => break Stop::Signal,
+            _ = &mut deadline => break Stop::Duration,
+            log = crate::probe::forward_kernel_log(&mut kernel_log) => log?,
+            _ = tick.tick() => {
+                let lost = probe.counters()?.lost;
+                if lost > lost_reported {
+                    eprintln!(
+                        "thptrace: WARNING: {} events lost so far: the ring buffer is full; raise --buffer-size",
+                        lost
+                    );
+                    lost_reported = lost;
+                }
+            }
+        }
+    };
+    // Whatever the kernel wrote before we stopped is still shown.
+    probe.drain(|e| shown.show(e));
+    shown.flush()?;
+    let counters = probe.counters()?;
+    drop(probe);
+    log::info!("detached: {stop:?}");
+
+    if !args.no_summary {
+        eprint!(
+            "{}",
+            render_summary(&shown.summary, &counters, &args, &filters)
+        );
+    }
+    Ok(match stop {
+        Stop::Command(status) => status,
+        _ => 0,
+    })
+}
+
+/// What is shown, and the tally of it.
+struct Shown {
+    output: Output,
+    formatter: Formatter,
+    summary: Summary,
+    filters: Filters,
+    limit: u64,
+}
+
+impl Shown {
+    fn show(&mut self, e: &Event) {
+        if self.full() || !self.filters.matches_after_kernel(e) {
+            return;
+        }
+        let out = &mut self.output;
+        out.line.clear();
+        self.formatter.write(&mut out.line, e);
+        // A closed pipe (thptrace | head) is not worth an error per event.
+        let _ = out.sink.write_all(out.line.as_bytes());
+        self.summary.add(e);
+    }
+
+    /// `--count` reached.
+    fn full(&self) -> bool {
+        self.summary.events() >= self.limit
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self.output.sink.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing the trace output"),
+        }
+    }
+}
+
+fn render_summary(
+    summary: &Summary,
+    counters: &KernelCounters,
+    args: &TraceArgs,
+    filters: &Filters,
+) -> String {
+    let hint = format!(
+        "Raise --buffer-size (now {} MiB) or narrow the filters (now: {}).",
+        args.buffer_size >> 20,
+        filters.describe()
+    );
+    summary.render(Some(counters), &hint)
+}
+
+fn join(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
