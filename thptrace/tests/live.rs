@@ -1,0 +1,636 @@
+//! Live tracing, end to end, as root: these tests load the real kernel
+//! programs, run `madvise-scenarios` (which makes calls with known outcomes
+//! and reports exactly what it did), and compare thptrace's events with that
+//! report field by field. Other processes on the machine call madvise too, so
+//! every check is limited to the scenario's own pid.
+//!
+//! They need root (or CAP_BPF + CAP_PERFMON): without it they fail, they do
+//! not skip.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const THPTRACE: &str = env!("CARGO_BIN_EXE_thptrace");
+const SCENARIOS: &str = env!("CARGO_BIN_EXE_madvise-scenarios");
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests load eBPF programs and must run as root (`cargo xtask test` as root)"
+    );
+}
+
+/// What madvise-scenarios said it did.
+#[derive(Debug, Default)]
+struct Scenario {
+    pid: u64,
+    calls: Vec<Value>,
+}
+
+impl Scenario {
+    fn parse(stdout: &str) -> Scenario {
+        let mut s = Scenario::default();
+        let mut done = false;
+        for line in stdout.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("madvise-scenarios wrote `{line}`: {e}"));
+            if let Some(pid) = v["pid"].as_u64() {
+                s.pid = pid;
+            } else if v["done"] == true {
+                done = true;
+            } else {
+                s.calls.push(v);
+            }
+        }
+        assert!(
+            done && s.pid > 0,
+            "madvise-scenarios did not finish: {stdout}"
+        );
+        s
+    }
+
+    fn failures(&self) -> Vec<&Value> {
+        self.calls
+            .iter()
+            .filter(|c| c["ret"].as_i64().unwrap() < 0)
+            .collect()
+    }
+}
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line `{l}`: {e}")))
+        .collect()
+}
+
+fn of_pid(events: Vec<Value>, pid: u64) -> Vec<Value> {
+    events.into_iter().filter(|e| e["pid"] == pid).collect()
+}
+
+/// Checks one event against the call madvise-scenarios made, field by field.
+fn assert_event_is(event: &Value, call: &Value, pid: u64) {
+    let ctx = format!("event {event}\ncall {call}");
+    assert_eq!(event["schema"], 1, "{ctx}");
+    assert_eq!(event["pid"], pid, "{ctx}");
+    assert_eq!(event["tid"], call["tid"], "{ctx}");
+    assert_eq!(event["comm"], "madvise-scenari", "{ctx}");
+    assert_eq!(event["syscall"], call["syscall"], "{ctx}");
+    assert_eq!(event["start"], call["start"], "{ctx}");
+    assert_eq!(event["len"], call["len"], "{ctx}");
+    assert_eq!(event["advice"], call["advice"], "{ctx}");
+    assert_eq!(event["ret"], call["ret"], "{ctx}");
+    let ret = call["ret"].as_i64().unwrap();
+    if ret < 0 {
+        assert_eq!(event["errno"], -ret, "{ctx}");
+        let name = match -ret {
+            22 => "EINVAL",
+            12 => "ENOMEM",
+            other => panic!("unexpected errno {other} in {ctx}"),
+        };
+        assert_eq!(event["errno_name"], name, "{ctx}");
+    } else {
+        assert!(event["errno"].is_null(), "{ctx}");
+    }
+    let advice_name = match call["advice"].as_i64().unwrap() {
+        9999 => Value::Null,
+        0 => "MADV_NORMAL".into(),
+        4 => "MADV_DONTNEED".into(),
+        9 => "MADV_REMOVE".into(),
+        15 => "MADV_NOHUGEPAGE".into(),
+        20 => "MADV_COLD".into(),
+        other => panic!("unexpected advice {other}"),
+    };
+    assert_eq!(event["advice_name"], advice_name, "{ctx}");
+    if call["syscall"] == "process_madvise" {
+        assert_eq!(event["flags"], call["flags"], "{ctx}");
+        assert_eq!(event["vlen"], call["vlen"], "{ctx}");
+        assert_eq!(event["pidfd"], call["pidfd"], "{ctx}");
+    } else {
+        assert!(event.get("pidfd").is_none(), "{ctx}");
+    }
+    assert_eq!(event["uid"], 0, "{ctx}");
+    assert!(event["duration_ns"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(event["time"].as_str().unwrap().ends_with('Z'), "{ctx}");
+}
+
+fn assert_events_are(events: &[Value], calls: &[&Value], pid: u64) {
+    assert_eq!(
+        events.len(),
+        calls.len(),
+        "expected exactly {} events, got:\n{events:#?}",
+        calls.len()
+    );
+    for (event, call) in events.iter().zip(calls) {
+        assert_event_is(event, call, pid);
+    }
+}
+
+struct Run {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    output: Output,
+}
+
+impl Run {
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    fn scenario(&self) -> Scenario {
+        Scenario::parse(&String::from_utf8_lossy(&self.output.stdout))
+    }
+}
+
+/// `thptrace -f json -o FILE ARGS -- madvise-scenarios SCENARIOS`.
+fn trace_command(args: &[&str], scenarios: &[&str]) -> Run {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let output = Command::new(THPTRACE)
+        .args(["-f", "json", "-o"])
+        .arg(&out)
+        .args(args)
+        .arg("--")
+        .arg(SCENARIOS)
+        .args(scenarios)
+        .output()
+        .unwrap();
+    let run = Run {
+        _dir: dir,
+        out,
+        output,
+    };
+    assert!(
+        run.output.status.success(),
+        "thptrace failed: {}",
+        run.stderr()
+    );
+    run
+}
+
+/// A background process whose stderr lines arrive on a channel.
+struct Background {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Background {
+    fn start(c: &mut Command) -> Background {
+        let mut child = c.stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Background {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn wait_for(&mut self, marker: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(marker);
+                self.seen.push(line);
+                if hit {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("exited ({status}) before `{marker}`: {:?}", self.seen);
+            }
+        }
+        panic!("no `{marker}` within 30 s: {:?}", self.seen);
+    }
+
+    /// SIGINT, then the exit status and all of stderr.
+    fn interrupt(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        self.seen.extend(self.stderr.try_iter());
+        (status, self.seen.join("\n"))
+    }
+}
+
+/// Starts `thptrace -v -f json -o FILE ARGS` host-wide and waits until it is
+/// attached.
+fn trace_background(out: &Path, args: &[&str]) -> Background {
+    require_root();
+    let mut c = Command::new(THPTRACE);
+    c.args(["-v", "-f", "json", "-o"]).arg(out).args(args);
+    let mut bg = Background::start(&mut c);
+    bg.wait_for("tracing failing madvise calls");
+    bg
+}
+
+/// Runs madvise-scenarios in `--wait` mode: returns it with its pid, stopped
+/// before its calls until `go` is called.
+struct Waiting {
+    child: Child,
+    pid: u64,
+    first_line: String,
+}
+
+impl Waiting {
+    fn start(scenarios: &[&str]) -> Waiting {
+        let mut child = Command::new(SCENARIOS)
+            .arg("--wait")
+            .args(scenarios)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut first_line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&first_line).unwrap();
+        Waiting {
+            pid: v["pid"].as_u64().unwrap(),
+            child,
+            first_line,
+        }
+    }
+
+    fn go(mut self) -> Scenario {
+        self.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        Scenario::parse(&(self.first_line + &String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+#[test]
+fn reports_every_failure_exactly_and_no_success() {
+    let run = trace_command(&[], &["failures", "successes", "thread"]);
+    let scenario = run.scenario();
+    let failures = scenario.failures();
+    // invalid advice, misaligned NOHUGEPAGE, unmapped range, REMOVE on
+    // private memory, DONTNEED on mlocked memory, process_madvise flags,
+    // invalid advice from a second thread.
+    assert_eq!(failures.len(), 7, "the scenarios changed: {scenario:#?}");
+    assert_eq!(scenario.calls.len(), 10);
+    let events = of_pid(events(&run.out), scenario.pid);
+    assert_events_are(&events, &failures, scenario.pid);
+    // The thread's call carries the thread's own tid.
+    assert_ne!(events[6]["tid"], events[6]["pid"]);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("events sent, 0 lost"),
+        "summary without kernel counters or with loss: {stderr}"
+    );
+    assert!(
+        stderr.contains("thptrace summary: 7 calls shown"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn all_shows_successes_too() {
+    let run = trace_command(&["--all"], &["failures", "successes"]);
+    let scenario = run.scenario();
+    let calls: Vec<&Value> = scenario.calls.iter().collect();
+    let events = of_pid(events(&run.out), scenario.pid);
+    assert_events_are(&events, &calls, scenario.pid);
+    assert!(
+        events.iter().any(|e| e["ret"] == 4096),
+        "process_madvise success returns bytes"
+    );
+}
+
+#[test]
+fn text_output_reads_like_strace() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.txt");
+    let status = Command::new(THPTRACE)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-summary", "--", SCENARIOS, "failures"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    let misaligned = lines[1];
+    assert!(
+        misaligned.contains("] madvise(0x")
+            && misaligned.contains("MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument) <0.0"),
+        "{misaligned}"
+    );
+    assert!(lines[0].contains(", 9999) = -1 EINVAL"), "{}", lines[0]);
+    assert!(
+        lines[2].contains("MADV_NORMAL) = -1 ENOMEM (Cannot allocate memory)"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[5].contains("process_madvise(") && lines[5].contains("MADV_COLD, 1) = -1 EINVAL"),
+        "{}",
+        lines[5]
+    );
+}
+
+#[test]
+fn filter_by_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let waiting = Waiting::start(&["failures"]);
+    let pid = waiting.pid.to_string();
+    let tracer = trace_background(&out, &["-p", &pid]);
+    let scenario = waiting.go();
+    let (status, stderr) = tracer.interrupt();
+    assert!(status.success(), "{stderr}");
+    let all = events(&out);
+    assert!(
+        all.iter().all(|e| e["pid"] == scenario.pid),
+        "other pids leaked: {all:#?}"
+    );
+    assert_events_are(&all, &scenario.failures(), scenario.pid);
+}
+
+#[test]
+fn filter_by_tid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let waiting = Waiting::start(&["failures", "thread"]);
+    // The main thread's tid is the pid: the second thread's call is left out.
+    let tid = waiting.pid.to_string();
+    let tracer = trace_background(&out, &["--tid", &tid]);
+    let scenario = waiting.go();
+    let (status, stderr) = tracer.interrupt();
+    assert!(status.success(), "{stderr}");
+    let expected: Vec<&Value> = scenario
+        .failures()
+        .into_iter()
+        .filter(|c| c["tid"] == scenario.pid)
+        .collect();
+    assert_eq!(expected.len(), 6);
+    assert_events_are(&events(&out), &expected, scenario.pid);
+}
+
+#[test]
+fn filter_by_advice() {
+    let run = trace_command(&["--advice", "MADV_REMOVE,9999"], &["failures"]);
+    let scenario = run.scenario();
+    let expected: Vec<&Value> = scenario
+        .failures()
+        .into_iter()
+        .filter(|c| c["advice"] == 9 || c["advice"] == 9999)
+        .collect();
+    assert_eq!(expected.len(), 2);
+    assert_events_are(
+        &of_pid(events(&run.out), scenario.pid),
+        &expected,
+        scenario.pid,
+    );
+}
+
+#[test]
+fn filter_by_errno() {
+    let run = trace_command(&["--errno", "ENOMEM"], &["failures"]);
+    let scenario = run.scenario();
+    let expected: Vec<&Value> = scenario
+        .failures()
+        .into_iter()
+        .filter(|c| c["ret"] == -12)
+        .collect();
+    assert_eq!(expected.len(), 1);
+    assert_events_are(
+        &of_pid(events(&run.out), scenario.pid),
+        &expected,
+        scenario.pid,
+    );
+    // The kernel still counts the failures it did not send.
+    assert!(
+        run.stderr().contains("6 failed, 1 events sent"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn filter_by_comm() {
+    let run = trace_command(&["--comm", "madvise-scenarios"], &["failures"]);
+    let scenario = run.scenario();
+    assert_events_are(
+        &of_pid(events(&run.out), scenario.pid),
+        &scenario.failures(),
+        scenario.pid,
+    );
+    let run = trace_command(&["--comm", "criu"], &["failures"]);
+    assert_eq!(events(&run.out).len(), 0);
+}
+
+#[test]
+fn count_stops_after_n_calls() {
+    let run = trace_command(&["-c", "2"], &["failures"]);
+    let scenario = run.scenario();
+    let failures = scenario.failures();
+    assert_events_are(
+        &of_pid(events(&run.out), scenario.pid),
+        &failures[..2],
+        scenario.pid,
+    );
+    assert!(
+        run.stderr().contains("thptrace summary: 2 calls shown"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn duration_stops_the_trace() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = Command::new(THPTRACE)
+        .args(["--duration", "1s", "--comm", "no-such-process", "-o"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(took >= Duration::from_secs(1), "stopped after {took:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kernel counters:"), "{stderr}");
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    require_root();
+    let status = Command::new(THPTRACE)
+        .args([
+            "--no-summary",
+            "-o",
+            "/dev/null",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(7));
+    let out = Command::new(THPTRACE)
+        .args(["-o", "/dev/null", "--", "/no/such/command"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot run `/no/such/command`"), "{stderr}");
+}
+
+#[test]
+fn follows_forked_children() {
+    // The scenario runs as a grandchild of thptrace, through a shell.
+    let cmd = format!("{SCENARIOS} failures; true");
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let output = Command::new(THPTRACE)
+        .args(["-f", "json", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", &cmd])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let scenario = Scenario::parse(&String::from_utf8_lossy(&output.stdout));
+    let all = events(&out);
+    assert_events_are(
+        &of_pid(all, scenario.pid),
+        &scenario.failures(),
+        scenario.pid,
+    );
+}
+
+#[test]
+fn no_program_stays_loaded_after_exit() {
+    require_root();
+    let output = Command::new(THPTRACE)
+        .args(["-v", "-o", "/dev/null", "--", SCENARIOS, "failures"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ids: Vec<u32> = stderr
+        .lines()
+        .find_map(|l| l.split_once("kernel programs loaded, ids ["))
+        .map(|(_, rest)| {
+            rest.trim_end_matches(']')
+                .split(", ")
+                .map(|n| n.parse().unwrap())
+                .collect()
+        })
+        .unwrap_or_else(|| panic!("thptrace -v did not list its programs: {stderr}"));
+    assert!(ids.len() >= 4, "{ids:?}");
+    let loaded: Vec<u32> = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| p.id())
+        .collect();
+    assert!(!loaded.is_empty(), "cannot list loaded programs");
+    for id in ids {
+        assert!(
+            !loaded.contains(&id),
+            "program {id} is still loaded after thptrace exited"
+        );
+    }
+}
+
+#[test]
+fn two_tracers_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_a = dir.path().join("a.jsonl");
+    let host_wide = trace_background(&out_a, &[]);
+    let run_b = trace_command(&[], &["failures"]);
+    let (status, stderr) = host_wide.interrupt();
+    assert!(status.success(), "{stderr}");
+    let scenario = run_b.scenario();
+    let failures = scenario.failures();
+    assert_events_are(
+        &of_pid(events(&run_b.out), scenario.pid),
+        &failures,
+        scenario.pid,
+    );
+    assert_events_are(
+        &of_pid(events(&out_a), scenario.pid),
+        &failures,
+        scenario.pid,
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let run = |args: &[&str]| {
+        let out = Command::new(THPTRACE).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--advice", "nohuge"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown advice `nohuge`") && err.contains("MADV_NOHUGEPAGE"),
+        "{err}"
+    );
+    let (code, err) = run(&["--errno", "EBOGUS"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown errno `EBOGUS`"), "{err}");
+    let (code, err) = run(&["--all", "--errno", "EINVAL"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, err) = run(&["-o", "/no/such/dir/out.txt", "--duration", "1"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("cannot create the output file /no/such/dir/out.txt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_privileges_says_what_to_do() {
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            THPTRACE,
+            "--duration",
+            "1",
+        ])
+        .output()
+        .expect("setpriv (util-linux) is needed for this test");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs root, or the capabilities CAP_BPF and CAP_PERFMON")
+            && err.contains("setcap"),
+        "{err}"
+    );
+}
