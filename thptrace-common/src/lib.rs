@@ -47,9 +47,10 @@ pub mod counter {
     /// Calls that returned -ERESTARTSYS..-ERESTART_RESTARTBLOCK (-512..-517):
     /// they run again, so they are not failures.
     pub const RESTARTS: u32 = 4;
-    /// Calls whose arguments could not be kept at entry (the in-flight map was
-    /// full): they cannot be reported.
-    pub const MISSED: u32 = 5;
+    /// Calls whose duration is unknown: another madvise started on the same
+    /// CPU between this call's entry and its return (the call slept). They are
+    /// still reported, with no duration.
+    pub const NO_DURATION: u32 = 5;
     /// How many counters there are.
     pub const COUNT: u32 = 6;
 }
@@ -73,7 +74,19 @@ pub struct Config {
     /// kernels). Only used with [`flags::FOLLOW_FORKS`].
     pub newtask_pid_offset: u32,
     pub newtask_clone_flags_offset: u32,
+    /// Wake the loader when this many bytes wait in the ring buffer. Below
+    /// that, events wake it at most once per [`WAKE_INTERVAL_NS`] per CPU:
+    /// a wake-up per event would cost more than the event itself.
+    pub wake_bytes: u32,
+    pub _reserved: u32,
 }
+
+/// See [`Config::wake_bytes`]. The loader also drains the ring buffer on a
+/// timer, so an event that did not wake it waits at most that long.
+pub const WAKE_INTERVAL_NS: u64 = 5_000_000;
+
+/// [`RawEvent::duration_ns`] when the duration is unknown.
+pub const NO_DURATION: u64 = u64::MAX;
 
 /// One traced call, as the kernel reports it. Written into the `EVENTS` ring
 /// buffer when a call fails (or, with [`flags::REPORT_SUCCESS`], returns).
@@ -82,7 +95,7 @@ pub struct Config {
 pub struct RawEvent {
     /// `CLOCK_BOOTTIME` when the call returned, in nanoseconds.
     pub ts_ns: u64,
-    /// Time from entry to return, in nanoseconds.
+    /// Time from entry to return, in nanoseconds, or [`NO_DURATION`].
     pub duration_ns: u64,
     pub cgroup_id: u64,
     /// madvise: `start`; process_madvise: the first iovec's base.
@@ -146,5 +159,5 @@ mod pod {
 
 // The layouts are shared with code compiled for another target: pin their
 // sizes so an accidental change (and hidden padding) fails to build.
-const _: () = assert!(core::mem::size_of::<Config>() == 16);
+const _: () = assert!(core::mem::size_of::<Config>() == 24);
 const _: () = assert!(core::mem::size_of::<RawEvent>() == 56 + 40 + 16);

@@ -1,11 +1,19 @@
 //! thptrace's kernel programs.
 //!
-//! `sys_enter_madvise` / `sys_enter_process_madvise` keep the arguments of calls
-//! from the processes being traced in `INFLIGHT`, keyed by thread id; the
-//! matching `sys_exit_*` program takes them back out and, when the call failed
-//! (or `--all` is on), writes one [`RawEvent`] into the `EVENTS` ring buffer.
-//! Successful calls never leave the kernel. Filters on pid, tid and advice run
-//! at entry, the errno filter at exit, so filtered calls cost a map lookup.
+//! The work happens at `sys_exit_madvise` / `sys_exit_process_madvise`: the
+//! return value is there, and the arguments are still in the task's saved
+//! user registers (`bpf_task_pt_regs`; madvise never changes them), so
+//! successful calls cost a filter check and a counter and never touch a hash
+//! map. Only failures (or, with `--all`, every call) become an event in the
+//! `EVENTS` ring buffer.
+//!
+//! The entry tracepoints only stamp the time in a per-CPU slot, tagged with
+//! the thread id, for the call's duration. A call that slept while another
+//! madvise ran on its CPU finds someone else's tag: it is reported with no
+//! duration rather than a wrong one (counted as `NO_DURATION`).
+//!
+//! Reading arguments from pt_regs is x86-64 specific (on arm64 the first
+//! argument register holds the return value at exit); so is this build.
 //!
 //! `task/task_newtask` follows forks for `thptrace -- COMMAND`: a new process
 //! whose parent is traced is traced too.
@@ -19,17 +27,27 @@
 mod programs {
     use aya_ebpf::{
         EbpfContext as _,
+        bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
             bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-            bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns,
-            bpf_probe_read_user,
+            bpf_get_current_task_btf, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
+            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
         },
         macros::{map, tracepoint},
         maps::{HashMap, PerCpuArray, RingBuf},
         programs::TracePointContext,
     };
     use aya_log_ebpf::warn;
-    use thptrace_common::{Config, RESTART_MAX, RESTART_MIN, RawEvent, counter, flags, syscall};
+    use thptrace_common::{
+        Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, counter, flags,
+        syscall,
+    };
+
+    /// Programs that use GPL-only helpers (bpf_get_current_task_btf) must say
+    /// so; "Dual MIT/GPL" is GPL-compatible.
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
     /// Written by the loader before load (`EbpfLoader::override_global`).
     #[unsafe(no_mangle)]
@@ -38,28 +56,23 @@ mod programs {
         self_tgid: 0,
         newtask_pid_offset: 0,
         newtask_clone_flags_offset: 0,
+        wake_bytes: 0,
+        _reserved: 0,
     };
 
-    /// Arguments of a call between its entry and its return.
+    /// Per-CPU state: the last entry's thread and time, and when this CPU
+    /// last woke the loader.
     #[derive(Clone, Copy)]
     #[repr(C)]
-    struct Inflight {
-        ts_ns: u64,
-        start: u64,
-        len: u64,
-        vlen: u64,
-        advice: i32,
-        pidfd: i32,
-        flags: u32,
-        syscall: u32,
-        iovec_unreadable: u32,
+    struct CpuState {
+        entry_tid: u32,
         _pad: u32,
+        entry_ns: u64,
+        last_wake_ns: u64,
     }
 
-    /// Room for this many threads inside madvise at once; the loader may
-    /// resize it. Threads beyond it are counted as `MISSED`.
     #[map]
-    static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(16384, 0);
+    static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
     /// The loader sizes it (`--buffer-size`); this is only the default.
     #[map]
@@ -80,15 +93,38 @@ mod programs {
     /// `CLONE_THREAD` from include/uapi/linux/sched.h.
     const CLONE_THREAD: u64 = 0x0001_0000;
 
-    // Offsets in the syscall tracepoints' records. They are the same on every
-    // kernel: an 8-byte common header, `int __syscall_nr`, then each argument
-    // (and the return value) in an 8-byte slot from offset 16.
-    const ARG0: usize = 16;
-    const ARG1: usize = 24;
-    const ARG2: usize = 32;
-    const ARG3: usize = 40;
-    const ARG4: usize = 48;
+    /// The return value's offset in the syscall exit tracepoints' record
+    /// (after the 8-byte common header and `int __syscall_nr`); the same on
+    /// every kernel.
     const RET: usize = 16;
+
+    /// x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h), a stable
+    /// layout: the registers the system call's arguments arrived in.
+    #[derive(Clone, Copy)]
+    #[repr(C)]
+    struct PtRegs {
+        r15: u64,
+        r14: u64,
+        r13: u64,
+        r12: u64,
+        bp: u64,
+        bx: u64,
+        r11: u64,
+        r10: u64,
+        r9: u64,
+        r8: u64,
+        ax: u64,
+        cx: u64,
+        dx: u64,
+        si: u64,
+        di: u64,
+        orig_ax: u64,
+        ip: u64,
+        cs: u64,
+        flags: u64,
+        sp: u64,
+        ss: u64,
+    }
 
     #[inline(always)]
     fn config() -> Config {
@@ -131,81 +167,31 @@ mod programs {
         true
     }
 
+    /// Stamps the entry time for this thread on this CPU.
     #[inline(always)]
-    fn enter(ctx: &TracePointContext, which: u32) {
+    fn enter() {
+        if let Some(state) = CPU_STATE.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot; programs do not migrate CPUs.
+            unsafe {
+                (*state).entry_tid = bpf_get_current_pid_tgid() as u32;
+                (*state).entry_ns = bpf_ktime_get_boot_ns();
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn exit(ctx: &TracePointContext, which: u32) {
         let cfg = config();
         let pid_tgid = bpf_get_current_pid_tgid();
         if !admitted(&cfg, pid_tgid) {
             return;
         }
-        // Both calls take `int behavior`, in its own 8-byte slot.
-        let advice = if which == syscall::MADVISE {
-            field::<u64>(ctx, ARG2) as i32
-        } else {
-            field::<u64>(ctx, ARG3) as i32
-        };
-        if cfg.flags & flags::FILTER_ADVICE != 0 && ADVICE_FILTER.get_ptr(advice as u32).is_none() {
-            return;
-        }
-        let mut args = Inflight {
-            ts_ns: unsafe { bpf_ktime_get_boot_ns() },
-            start: 0,
-            len: 0,
-            vlen: 0,
-            advice,
-            pidfd: -1,
-            flags: 0,
-            syscall: which,
-            iovec_unreadable: 0,
-            _pad: 0,
-        };
-        if which == syscall::MADVISE {
-            args.start = field::<u64>(ctx, ARG0);
-            args.len = field::<u64>(ctx, ARG1);
-        } else {
-            args.pidfd = field::<u64>(ctx, ARG0) as i32;
-            args.vlen = field::<u64>(ctx, ARG2);
-            args.flags = field::<u64>(ctx, ARG4) as u32;
-            let vec = field::<u64>(ctx, ARG1) as *const [u64; 2];
-            // The first iovec: user memory, still valid at entry.
-            match unsafe { bpf_probe_read_user(vec) } {
-                Ok([base, len]) if args.vlen > 0 => {
-                    args.start = base;
-                    args.len = len;
-                }
-                Ok(_) => {}
-                Err(_) => args.iovec_unreadable = 1,
-            }
-        }
-        if INFLIGHT.insert(pid_tgid as u32, args, 0).is_err() {
-            count(counter::MISSED);
-            warn!(
-                ctx,
-                "in-flight map full: dropping a call of tid {}", pid_tgid as u32
-            );
-        }
-    }
-
-    #[inline(always)]
-    fn exit(ctx: &TracePointContext) {
-        let pid_tgid = bpf_get_current_pid_tgid();
-        let tid = pid_tgid as u32;
-        // No entry: the task is not traced (or the call began before we
-        // attached).
-        let Some(args) = INFLIGHT.get_ptr(tid) else {
-            return;
-        };
-        // SAFETY: the entry is this thread's own; only this thread writes it.
-        let args = unsafe { *args };
-        let _ = INFLIGHT.remove(tid);
         count(counter::CALLS);
-
         let ret = field::<i64>(ctx, RET);
         if (RESTART_MIN..=RESTART_MAX).contains(&ret) {
             count(counter::RESTARTS);
             return;
         }
-        let cfg = config();
         if ret < 0 {
             count(counter::FAILURES);
             if cfg.flags & flags::FILTER_ERRNO != 0 && ERRNO_FILTER.get_ptr((-ret) as u32).is_none()
@@ -215,59 +201,113 @@ mod programs {
         } else if cfg.flags & flags::REPORT_SUCCESS == 0 {
             return;
         }
+        // Only calls that will be reported get this far.
+        report(ctx, &cfg, which, pid_tgid, ret);
+    }
+
+    #[inline(always)]
+    fn report(ctx: &TracePointContext, cfg: &Config, which: u32, pid_tgid: u64, ret: i64) {
+        // SAFETY: helpers that take the current task, which is valid here.
+        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
+        let Ok(regs) = (unsafe { bpf_probe_read_kernel(regs) }) else {
+            warn!(ctx, "cannot read the saved registers of tid {}", pid_tgid as u32);
+            return;
+        };
+        let mut event = RawEvent::zeroed();
+        if which == syscall::MADVISE {
+            event.start = regs.di;
+            event.len = regs.si;
+            event.advice = regs.dx as i32;
+        } else {
+            event.pidfd = regs.di as i32;
+            event.vlen = regs.dx;
+            event.advice = regs.r10 as i32;
+            event.flags = regs.r8 as u32;
+            if event.vlen > 0 {
+                // The first iovec, from the caller's memory.
+                match unsafe { bpf_probe_read_user(regs.si as *const [u64; 2]) } {
+                    Ok([base, len]) => {
+                        event.start = base;
+                        event.len = len;
+                    }
+                    Err(_) => event.iovec_unreadable = 1,
+                }
+            }
+        }
+        if cfg.flags & flags::FILTER_ADVICE != 0
+            && ADVICE_FILTER.get_ptr(event.advice as u32).is_none()
+        {
+            return;
+        }
 
         let Some(mut slot) = EVENTS.reserve::<RawEvent>(0) else {
             count(counter::LOST);
             return;
         };
         let now = unsafe { bpf_ktime_get_boot_ns() };
+        let tid = pid_tgid as u32;
+        let mut wake = false;
+        event.duration_ns = NO_DURATION;
+        if let Some(state) = CPU_STATE.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot; programs do not migrate CPUs.
+            let state = unsafe { &mut *state };
+            if state.entry_tid == tid && state.entry_ns != 0 && state.entry_ns <= now {
+                event.duration_ns = now - state.entry_ns;
+            }
+            if now.wrapping_sub(state.last_wake_ns) >= WAKE_INTERVAL_NS {
+                state.last_wake_ns = now;
+                wake = true;
+            }
+        }
+        if event.duration_ns == NO_DURATION {
+            count(counter::NO_DURATION);
+        }
         let ids = bpf_get_current_uid_gid();
-        let event = RawEvent {
-            ts_ns: now,
-            duration_ns: now.wrapping_sub(args.ts_ns),
-            cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-            start: args.start,
-            len: args.len,
-            vlen: args.vlen,
-            ret,
-            tgid: (pid_tgid >> 32) as u32,
-            tid,
-            uid: ids as u32,
-            gid: (ids >> 32) as u32,
-            cpu: unsafe { bpf_get_smp_processor_id() },
-            advice: args.advice,
-            pidfd: args.pidfd,
-            flags: args.flags,
-            syscall: args.syscall,
-            iovec_unreadable: args.iovec_unreadable,
-            comm: bpf_get_current_comm().unwrap_or([0; 16]),
-        };
+        event.ts_ns = now;
+        event.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        event.ret = ret;
+        event.tgid = (pid_tgid >> 32) as u32;
+        event.tid = tid;
+        event.uid = ids as u32;
+        event.gid = (ids >> 32) as u32;
+        event.cpu = unsafe { bpf_get_smp_processor_id() };
+        event.syscall = which;
+        event.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         slot.write(event);
-        slot.submit(0);
+        // Wake the loader only now and then, or when the buffer fills up: it
+        // also drains on a timer.
+        if !wake && EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= u64::from(cfg.wake_bytes) {
+            wake = true;
+        }
+        slot.submit(if wake {
+            BPF_RB_FORCE_WAKEUP.into()
+        } else {
+            BPF_RB_NO_WAKEUP.into()
+        });
         count(counter::SENT);
     }
 
     #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
-    pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
-        enter(&ctx, syscall::MADVISE);
+    pub fn sys_enter_madvise(_ctx: TracePointContext) -> u32 {
+        enter();
         0
     }
 
     #[tracepoint(category = "syscalls", name = "sys_exit_madvise")]
     pub fn sys_exit_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx);
+        exit(&ctx, syscall::MADVISE);
         0
     }
 
     #[tracepoint(category = "syscalls", name = "sys_enter_process_madvise")]
-    pub fn sys_enter_process_madvise(ctx: TracePointContext) -> u32 {
-        enter(&ctx, syscall::PROCESS_MADVISE);
+    pub fn sys_enter_process_madvise(_ctx: TracePointContext) -> u32 {
+        enter();
         0
     }
 
     #[tracepoint(category = "syscalls", name = "sys_exit_process_madvise")]
     pub fn sys_exit_process_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx);
+        exit(&ctx, syscall::PROCESS_MADVISE);
         0
     }
 

@@ -38,6 +38,8 @@ pub struct Event {
     /// `CLOCK_BOOTTIME` at return, in nanoseconds; [`crate::clock`] turns it
     /// into wall-clock time.
     pub ts_boot_ns: u64,
+    /// Entry to return, in nanoseconds; `thptrace_common::NO_DURATION` when
+    /// unknown (see [`Event::duration`]).
     pub duration_ns: u64,
     pub tgid: u32,
     pub tid: u32,
@@ -92,6 +94,11 @@ impl Event {
         }
     }
 
+    /// How long the call took, when known.
+    pub fn duration(&self) -> Option<u64> {
+        (self.duration_ns != thptrace_common::NO_DURATION).then_some(self.duration_ns)
+    }
+
     /// The errno of a failed call, `None` for one that succeeded.
     pub fn errno(&self) -> Option<i32> {
         (self.ret < 0).then(|| (-self.ret) as i32)
@@ -120,8 +127,9 @@ pub struct KernelCounters {
     pub lost: u64,
     /// Calls interrupted and restarted (not failures).
     pub restarts: u64,
-    /// Calls whose arguments could not be kept at entry.
-    pub missed: u64,
+    /// Events whose call's duration is unknown (the call slept while another
+    /// madvise ran on its CPU).
+    pub no_duration: u64,
 }
 
 /// A kernel `comm` buffer as text: up to the first NUL, lossy for bytes that

@@ -57,12 +57,12 @@ impl Formatter {
         out.push_str(&e.comm());
         let _ = write!(out, "[{}/{}] ", e.tgid, e.tid);
         write_call(out, e);
-        let _ = writeln!(
-            out,
-            " <{}.{:06}>",
-            e.duration_ns / 1_000_000_000,
-            e.duration_ns / 1000 % 1_000_000
-        );
+        match e.duration() {
+            Some(d) => {
+                let _ = writeln!(out, " <{}.{:06}>", d / 1_000_000_000, d / 1000 % 1_000_000);
+            }
+            None => out.push_str(" <?>\n"),
+        }
     }
 
     fn write_json(&mut self, out: &mut String, e: &Event) {
@@ -93,7 +93,7 @@ impl Formatter {
             ret: e.ret,
             errno,
             errno_name: errno.and_then(errno_name),
-            duration_ns: e.duration_ns,
+            duration_ns: e.duration(),
         };
         // Writing to a String cannot fail.
         out.push_str(&serde_json::to_string(&line).unwrap_or_default());
@@ -175,7 +175,7 @@ struct JsonEvent<'a> {
     ret: i64,
     errno: Option<i32>,
     errno_name: Option<&'a str>,
-    duration_ns: u64,
+    duration_ns: Option<u64>,
 }
 
 #[cfg(test)]

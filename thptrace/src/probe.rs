@@ -47,6 +47,15 @@ pub struct ProbeConfig {
 /// burst of a million back-to-back failing calls while user space catches up.
 pub const DEFAULT_BUFFER_SIZE: u32 = 64 * 1024 * 1024;
 
+/// The kernel wakes the loader once this fraction of the ring buffer is
+/// waiting (or after `WAKE_INTERVAL_NS`): late enough to batch a burst,
+/// early enough to leave room while the loader catches up.
+const WAKE_FRACTION: u32 = 16;
+
+/// How often the loader drains the ring buffer without being woken: the
+/// longest an event that did not wake it can wait.
+pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 const MADVISE: (&str, &str) = ("sys_enter_madvise", "sys_exit_madvise");
 const PROCESS_MADVISE: (&str, &str) = ("sys_enter_process_madvise", "sys_exit_process_madvise");
 
@@ -83,6 +92,11 @@ impl Probe {
             flags_word |= flags::REPORT_SUCCESS;
         }
         let mut notices = Vec::new();
+        let buffer_size = if cfg.buffer_size == 0 {
+            DEFAULT_BUFFER_SIZE
+        } else {
+            cfg.buffer_size
+        };
         let (newtask_pid_offset, newtask_clone_flags_offset) = if cfg.follow_forks {
             flags_word |= flags::FOLLOW_FORKS;
             crate::setup::task_newtask_offsets()?
@@ -94,11 +108,8 @@ impl Probe {
             self_tgid: std::process::id(),
             newtask_pid_offset,
             newtask_clone_flags_offset,
-        };
-        let buffer_size = if cfg.buffer_size == 0 {
-            DEFAULT_BUFFER_SIZE
-        } else {
-            cfg.buffer_size
+            wake_bytes: buffer_size / WAKE_FRACTION,
+            _reserved: 0,
         };
 
         let mut ebpf = EbpfLoader::new()
@@ -243,7 +254,7 @@ impl Probe {
             sent: read(counter::SENT)?,
             lost: read(counter::LOST)?,
             restarts: read(counter::RESTARTS)?,
-            missed: read(counter::MISSED)?,
+            no_duration: read(counter::NO_DURATION)?,
         })
     }
 

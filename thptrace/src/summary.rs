@@ -104,21 +104,14 @@ impl Summary {
         if let Some(c) = counters {
             let _ = writeln!(
                 out,
-                "kernel counters: {} calls from traced processes, {} failed, {} events sent, {} lost, {} restarted, {} missed at entry",
-                c.calls, c.failures, c.sent, c.lost, c.restarts, c.missed
+                "kernel counters: {} calls from traced processes, {} failed, {} events sent, {} lost, {} restarted, {} without a duration",
+                c.calls, c.failures, c.sent, c.lost, c.restarts, c.no_duration
             );
             if c.lost > 0 {
                 let _ = writeln!(
                     out,
                     "WARNING: {} EVENTS WERE LOST: the ring buffer was full, so the calls above are incomplete. {buffer_hint}",
                     c.lost
-                );
-            }
-            if c.missed > 0 {
-                let _ = writeln!(
-                    out,
-                    "WARNING: {} calls were missed at entry (too many threads inside madvise at once); they are not shown.",
-                    c.missed
                 );
             }
         }

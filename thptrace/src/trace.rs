@@ -122,6 +122,8 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     };
     tokio::pin!(child_exit);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The kernel does not wake us for every event (see probe::DRAIN_INTERVAL).
+    let mut drain = tokio::time::interval(crate::probe::DRAIN_INTERVAL);
     let mut lost_reported = 0;
 
     let stop = loop {
@@ -138,6 +140,14 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             _ = sigterm.recv() => break Stop::Signal,
             _ = &mut deadline => break Stop::Duration,
             log = crate::probe::forward_kernel_log(&mut kernel_log) => log?,
+            _ = drain.tick() => {
+                if probe.drain(|e| shown.show(e)) > 0 {
+                    shown.flush()?;
+                    if shown.full() {
+                        break Stop::Count;
+                    }
+                }
+            }
             _ = tick.tick() => {
                 let lost = probe.counters()?.lost;
                 if lost > lost_reported {
