@@ -17,6 +17,10 @@
 //!   loop-fail N     N back-to-back failing calls (advice 9999); prints the
 //!                   mean ns per call instead of one line per call
 //!   loop-ok N       N back-to-back succeeding calls (MADV_NORMAL)
+//!   loop-other N    N calls of another system call (getppid), to measure
+//!                   what a tracer costs the rest of the host
+//!   loop-other N    N calls of another system call (getppid), to measure
+//!                   what a tracer costs the rest of the host
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
@@ -285,25 +289,25 @@ fn nohugepage(r: &mut Report) {
     );
 }
 
-fn run_loop(r: &mut Report, n: u64, fail: bool) {
+fn run_loop(r: &mut Report, n: u64, kind: &str) {
     let ps = page_size();
     let area = map(1);
-    let advice = if fail {
+    let advice = if kind == "fail" {
         INVALID_ADVICE
     } else {
         libc::MADV_NORMAL
     };
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(madvise(area, ps, advice));
+        if kind == "other" {
+            // SAFETY: getppid has no preconditions.
+            std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
+        } else {
+            std::hint::black_box(madvise(area, ps, advice));
+        }
     }
     let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
-    writeln!(
-        r.out,
-        r#"{{"loop":"{}","calls":{n},"ns_per_call":{ns:.1}}}"#,
-        if fail { "fail" } else { "ok" }
-    )
-    .unwrap();
+    writeln!(r.out, r#"{{"loop":"{kind}","calls":{n},"ns_per_call":{ns:.1}}}"#).unwrap();
 }
 
 fn main() {
@@ -331,7 +335,7 @@ fn main() {
             "successes" => successes(&mut r),
             "thread" => thread(&mut r),
             "nohugepage" => nohugepage(&mut r),
-            "loop-fail" | "loop-ok" => {
+            "loop-fail" | "loop-ok" | "loop-other" => {
                 let n = args
                     .get(i + 1)
                     .and_then(|n| n.parse().ok())
@@ -342,12 +346,12 @@ fn main() {
                         );
                         std::process::exit(2)
                     });
-                run_loop(&mut r, n, args[i] == "loop-fail");
+                run_loop(&mut r, n, &args[i]["loop-".len()..]);
                 i += 1;
             }
             other => {
                 eprintln!(
-                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, nohugepage, loop-fail N, loop-ok N"
+                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, nohugepage, loop-fail N, loop-ok N, loop-other N"
                 );
                 std::process::exit(2);
             }
