@@ -13,3 +13,4 @@ pub mod decode;
 pub mod event;
 pub mod host;
 pub mod explain;
+pub mod callparse;
