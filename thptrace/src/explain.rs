@@ -12,7 +12,9 @@
 //! The engine never states a cause the facts do not support. When this host's
 //! facts rule out every cause the table allows, the call cannot have run on
 //! this kernel, and with [`FactsOrigin::ThisHost`] the explanation says what
-//! the kernel it did run on must lack.
+//! the kernel it did run on must lack. When other causes stay open (a short
+//! form without a start address, say), a feature this host has but the
+//! call's kernel may have lacked is listed among the possible causes.
 
 use std::fmt;
 
@@ -712,11 +714,11 @@ impl Engine<'_> {
 
     fn misaligned_start(&mut self) {
         let Some(start) = self.call.start else {
-            // An unreadable iovec: the start may be anything.
+            // Not given (short form) or an unreadable iovec: it may be anything.
             self.add(
                 Support::Unverified,
                 "misaligned_start",
-                "the start address may not be page-aligned (it could not be read)",
+                "the start address may not be page-aligned (it is not known)",
             );
             return;
         };
@@ -744,6 +746,11 @@ impl Engine<'_> {
 
     fn length_overflow(&mut self) {
         let (Some(start), Some(len)) = (self.call.start, self.call.len) else {
+            self.add(
+                Support::Unverified,
+                "length_overflow",
+                "the range may run past the end of the address space (its start or length is not known)",
+            );
             return;
         };
         let overflows = |page: u64| match len.checked_add(page - 1) {
@@ -1117,7 +1124,23 @@ impl Engine<'_> {
             out.also = proven.collect();
             return out;
         }
-        let open: Vec<(Support, Cause)> = self.found;
+        // Text brought to this host may come from another kernel: a cause
+        // this host's facts rule out stays possible beside the open ones.
+        let could_be_elsewhere = origin == FactsOrigin::ThisHost && self.area.is_none();
+        let mut open: Vec<(Support, Cause)> = self.found;
+        if !open.is_empty() && could_be_elsewhere {
+            // Only missing features: a kernel too old for the advice is
+            // too unlikely to list beside real candidates.
+            let elsewhere = self
+                .elsewhere
+                .iter()
+                .filter(|c| c.code.ends_with("_not_built_in") || c.code == "no_swap_willneed")
+                .map(|c| {
+                    let sentence = c.sentence.replace("must have run", "may have run");
+                    (Support::Unverified, Cause::new(&c.code, sentence))
+                });
+            open.extend(elsewhere);
+        }
         match open.as_slice() {
             [(Support::Allowed, c)] => out.kind = ExplanationKind::Single(c.clone()),
             [] => {}
@@ -1871,6 +1894,7 @@ mod tests {
             e.codes(),
             [
                 "misaligned_start",
+                "length_overflow",
                 "area_locked",
                 "pfn_or_io_area",
                 "hugetlb_area"
@@ -1965,5 +1989,30 @@ mod tests {
             (c.start, c.len, c.flags, c.vlen, c.remote),
             (None, None, Some(0), Some(3), None)
         );
+    }
+
+    #[test]
+    fn short_form_on_a_thp_host_keeps_the_other_kernel_possible() {
+        let mut call = Call::madvise(0, 0, 15, EINVAL);
+        call.start = None;
+        call.len = None;
+        let e = run(&call, None, &full());
+        assert!(!e.other_kernel);
+        assert_eq!(
+            e.codes(),
+            ["misaligned_start", "length_overflow", "thp_not_built_in"]
+        );
+        assert!(matches!(e.kind, ExplanationKind::Possible(_)));
+        assert!(
+            e.causes()[2]
+                .sentence
+                .starts_with("this host's kernel has transparent huge pages")
+        );
+        // Facts from a capture are the call's own: no other kernel.
+        let e = explain_with_context(&call, None, &full(), PAGE, FactsOrigin::Capture);
+        assert_eq!(e.codes(), ["misaligned_start", "length_overflow"]);
+        // Without THP the advice alone is the cause.
+        let e = run(&call, None, &no_thp());
+        assert_eq!(single(&e), ("thp_not_built_in", CRIU));
     }
 }
