@@ -23,3 +23,6 @@ pub mod setup;
 pub mod summary;
 pub mod trace;
 pub mod version;
+pub mod host;
+pub mod explain;
+pub mod callparse;
