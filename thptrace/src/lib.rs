@@ -9,5 +9,6 @@
 //! - [`filter`], [`format`] and [`summary`] decide what is shown and how.
 //! - [`trace`] runs a live trace; [`cli`] is the command line.
 
+pub mod capture;
 pub mod decode;
 pub mod event;
