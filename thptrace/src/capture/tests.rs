@@ -796,3 +796,69 @@ fn no_rotated_file_exceeds_max_size_whatever_the_size() {
         assert_eq!(scan(&path, ReadOptions::strict()).unwrap().0.events, 60);
     }
 }
+
+/// Regenerates the fuzz corpus, not a check: run with
+/// `cargo test -p thptrace --lib capture::tests::write_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_corpus() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/capture_reader");
+    std::fs::create_dir_all(&out).unwrap();
+    let dir = TempDir::new("corpus");
+    let (path, events, _) = small_capture(&dir);
+    let small = std::fs::read(&path).unwrap();
+    let (header_end, starts) = frame_starts(&small);
+
+    let empty = dir.path("empty");
+    CaptureWriter::create(
+        WriterOptions::new(&empty),
+        host("h", 0),
+        serde_json::Value::Null,
+    )
+    .unwrap()
+    .finish()
+    .unwrap();
+
+    let mut unknown = small[..header_end].to_vec();
+    format::push_frame(&mut unknown, kind::AREA, 0, b"area");
+    format::push_frame(
+        &mut unknown,
+        kind::EVENT,
+        1,
+        &format::encode_event(&events[3]),
+    );
+
+    let rotated = dir.path("rot");
+    let mut o = WriterOptions::new(&rotated);
+    o.max_size = Some(1024);
+    let mut w = CaptureWriter::create(o, host("h", 0), serde_json::Value::Null).unwrap();
+    for i in 0..12 {
+        w.write_event(&synthetic_event(i)).unwrap();
+    }
+    w.finish().unwrap();
+
+    let mut flipped = small.clone();
+    flipped[starts[1] + 20] ^= 1;
+
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("valid-small", small.clone()),
+        ("valid-empty", std::fs::read(&empty).unwrap()),
+        ("valid-unknown-records", unknown),
+        ("valid-rotated-first", std::fs::read(&rotated).unwrap()),
+        (
+            "valid-rotated-second",
+            std::fs::read(rotated_path(&rotated, 1)).unwrap(),
+        ),
+        ("truncated-mid-event", small[..starts[1] + 50].to_vec()),
+        (
+            "truncated-mid-frame-header",
+            small[..starts[2] + 5].to_vec(),
+        ),
+        ("truncated-mid-header", small[..header_end - 10].to_vec()),
+        ("truncated-preamble", small[..10].to_vec()),
+        ("flipped-byte", flipped),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(out.join(name), bytes).unwrap();
+    }
+}
