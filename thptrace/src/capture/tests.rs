@@ -862,3 +862,29 @@ fn write_fuzz_corpus() {
         std::fs::write(out.join(name), bytes).unwrap();
     }
 }
+
+#[test]
+fn a_symlink_planted_at_the_next_rotated_path_is_not_followed() {
+    let dir = TempDir::new("symlink");
+    let target = dir.path("precious");
+    std::fs::write(&target, b"keep me").unwrap();
+    let path = dir.path("cap");
+    let mut o = WriterOptions::new(&path);
+    o.max_size = Some(1024);
+    let mut w = CaptureWriter::create(o, host("h", 0), serde_json::Value::Null).unwrap();
+    // Planted after the writer cleaned up the set, before it rotates.
+    let next = rotated_path(&path, 1);
+    std::os::unix::fs::symlink(&target, &next).unwrap();
+    for i in 0..20 {
+        w.write_event(&synthetic_event(i)).unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    assert!(
+        !std::fs::symlink_metadata(&next)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(scan(&path, ReadOptions::strict()).unwrap().0.events, 20);
+}

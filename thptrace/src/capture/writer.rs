@@ -189,11 +189,29 @@ impl CaptureWriter {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        file.write_all(&self.buf)
-            .map_err(|e| CaptureError::io(&self.current, self.written_len, e))?;
-        self.written_len += self.buf.len() as u64;
-        self.stats.bytes += self.buf.len() as u64;
-        self.buf.clear();
+        // Track progress by hand rather than write_all: after a partial
+        // write and an error (a full disk), the written part must leave the
+        // buffer, or a retry would write it twice and corrupt the file.
+        let mut done = 0;
+        let mut result = Ok(());
+        while done < self.buf.len() {
+            match file.write(&self.buf[done..]) {
+                Ok(0) => {
+                    result = Err(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.buf.drain(..done);
+        self.written_len += done as u64;
+        self.stats.bytes += done as u64;
+        result.map_err(|e| CaptureError::io(&self.current, self.written_len, e))?;
         self.last_flush = Instant::now();
         Ok(())
     }
@@ -285,15 +303,18 @@ impl CaptureWriter {
 
     fn open_file(&mut self) -> Result<(), CaptureError> {
         let path = rotated_path(&self.opts.path, self.sequence);
+        // thptrace runs as root: remove whatever is at the path and create
+        // the file exclusively, so a symlink planted there (in /tmp, say) is
+        // never followed and an old file's permissions are never inherited.
+        remove_if_present(&path).map_err(|e| CaptureError::io(&path, 0, e))?;
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&path)
             .map_err(|e| CaptureError::io(&path, 0, e))?;
-        // mode() applies only when the file is new; an existing file keeps
-        // its bits, and captures can hold other users' command lines.
+        // Exactly 0600 whatever the umask: captures hold other users'
+        // command names and addresses.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| CaptureError::io(&path, 0, e))?;
         self.file = Some(file);
