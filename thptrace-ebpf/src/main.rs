@@ -210,7 +210,10 @@ mod programs {
         // SAFETY: helpers that take the current task, which is valid here.
         let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
         let Ok(regs) = (unsafe { bpf_probe_read_kernel(regs) }) else {
-            warn!(ctx, "cannot read the saved registers of tid {}", pid_tgid as u32);
+            warn!(
+                ctx,
+                "cannot read the saved registers of tid {}", pid_tgid as u32
+            );
             return;
         };
         let mut event = RawEvent::zeroed();

@@ -9,13 +9,17 @@
 //! - [`filter`], [`format`] and [`summary`] decide what is shown and how.
 //! - [`trace`] runs a live trace; [`cli`] is the command line.
 
+pub mod callparse;
+pub mod capture;
 pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod decode;
 pub mod event;
+pub mod explain;
 pub mod filter;
 pub mod format;
+pub mod host;
 pub mod logging;
 pub mod poll;
 pub mod probe;
@@ -23,6 +27,3 @@ pub mod setup;
 pub mod summary;
 pub mod trace;
 pub mod version;
-pub mod host;
-pub mod explain;
-pub mod callparse;

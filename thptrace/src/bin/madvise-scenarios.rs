@@ -307,7 +307,11 @@ fn run_loop(r: &mut Report, n: u64, kind: &str) {
         }
     }
     let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
-    writeln!(r.out, r#"{{"loop":"{kind}","calls":{n},"ns_per_call":{ns:.1}}}"#).unwrap();
+    writeln!(
+        r.out,
+        r#"{{"loop":"{kind}","calls":{n},"ns_per_call":{ns:.1}}}"#
+    )
+    .unwrap();
 }
 
 fn main() {
