@@ -78,7 +78,8 @@ pub struct Config {
     /// that, events wake it at most once per [`WAKE_INTERVAL_NS`] per CPU:
     /// a wake-up per event would cost more than the event itself.
     pub wake_bytes: u32,
-    pub _reserved: u32,
+    /// Number of possible CPUs (the per-CPU maps' width).
+    pub nr_cpus: u32,
 }
 
 /// See [`Config::wake_bytes`]. The loader also drains the ring buffer on a

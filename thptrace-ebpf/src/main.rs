@@ -7,10 +7,15 @@
 //! map. Only failures (or, with `--all`, every call) become an event in the
 //! `EVENTS` ring buffer.
 //!
-//! The entry tracepoints only stamp the time in a per-CPU slot, tagged with
-//! the thread id, for the call's duration. A call that slept while another
-//! madvise ran on its CPU finds someone else's tag: it is reported with no
-//! duration rather than a wrong one (counted as `NO_DURATION`).
+//! Entry is seen through the raw `sys_enter` tracepoint, which costs a
+//! fraction of a `syscalls/sys_enter_madvise` program (no perf record is
+//! built): for madvise and process_madvise it only stamps the time in a
+//! per-CPU slot tagged with the thread id, for the call's duration. Exit takes
+//! the stamp if the tag is its own and clears it. A call that moved to
+//! another CPU, or slept while another madvise ran on its CPU, finds no tag of
+//! its own: it is reported with no duration rather than a wrong one (counted
+//! as `NO_DURATION`), and it clears its tag wherever it was left, so no later
+//! call can take a stale stamp.
 //!
 //! Reading arguments from pt_regs is x86-64 specific (on arm64 the first
 //! argument register holds the return value at exit); so is this build.
@@ -26,16 +31,17 @@
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
-        EbpfContext as _,
+        EbpfContext,
         bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
             bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
             bpf_get_current_task_btf, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
-            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+            bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem, bpf_probe_read_kernel,
+            bpf_probe_read_user, bpf_task_pt_regs,
         },
-        macros::{map, tracepoint},
+        macros::{map, raw_tracepoint, tracepoint},
         maps::{HashMap, PerCpuArray, RingBuf},
-        programs::TracePointContext,
+        programs::{RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
     use thptrace_common::{
@@ -57,7 +63,7 @@ mod programs {
         newtask_pid_offset: 0,
         newtask_clone_flags_offset: 0,
         wake_bytes: 0,
-        _reserved: 0,
+        nr_cpus: 0,
     };
 
     /// Per-CPU state: the last entry's thread and time, and when this CPU
@@ -180,14 +186,17 @@ mod programs {
     }
 
     #[inline(always)]
-    fn exit(ctx: &TracePointContext, which: u32) {
+    fn exit<C: EbpfContext>(ctx: &C, which: u32, ret: i64) {
         let cfg = config();
         let pid_tgid = bpf_get_current_pid_tgid();
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        // Before the filters: every thread's stamp is taken back, so none is
+        // left for a later thread with a reused id.
+        let duration = take_duration(&cfg, pid_tgid as u32, now);
         if !admitted(&cfg, pid_tgid) {
             return;
         }
         count(counter::CALLS);
-        let ret = field::<i64>(ctx, RET);
         if (RESTART_MIN..=RESTART_MAX).contains(&ret) {
             count(counter::RESTARTS);
             return;
@@ -202,11 +211,60 @@ mod programs {
             return;
         }
         // Only calls that will be reported get this far.
-        report(ctx, &cfg, which, pid_tgid, ret);
+        report(ctx, &cfg, which, pid_tgid, ret, now, duration);
+    }
+
+    /// This call's duration, if this CPU's stamp is this thread's; clears the
+    /// thread's stamp wherever it is, so a later call cannot take it.
+    #[inline(always)]
+    fn take_duration(cfg: &Config, tid: u32, now: u64) -> u64 {
+        if let Some(state) = CPU_STATE.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot; programs do not migrate CPUs.
+            let state = unsafe { &mut *state };
+            if state.entry_tid == tid {
+                state.entry_tid = 0;
+                if state.entry_ns != 0 && state.entry_ns <= now {
+                    return now - state.entry_ns;
+                }
+                return NO_DURATION;
+            }
+        }
+        // The call moved between CPUs: its stamp, if any, is on another one.
+        clear_stamps(cfg, tid);
+        NO_DURATION
+    }
+
+    /// The most CPUs `clear_stamps` looks at (a bound for the verifier).
+    const MAX_CPUS: u32 = 1024;
+
+    #[inline(never)]
+    fn clear_stamps(cfg: &Config, tid: u32) {
+        let key = 0u32;
+        let map = core::ptr::addr_of!(CPU_STATE) as *mut core::ffi::c_void;
+        for cpu in 0..MAX_CPUS {
+            if cpu >= cfg.nr_cpus {
+                break;
+            }
+            // SAFETY: the helper returns a pointer to that CPU's slot or null.
+            let slot =
+                unsafe { bpf_map_lookup_percpu_elem(map, core::ptr::addr_of!(key).cast(), cpu) }
+                    as *mut CpuState;
+            if !slot.is_null() && unsafe { (*slot).entry_tid } == tid {
+                unsafe { (*slot).entry_tid = 0 };
+            }
+        }
     }
 
     #[inline(always)]
-    fn report(ctx: &TracePointContext, cfg: &Config, which: u32, pid_tgid: u64, ret: i64) {
+    fn report<C: EbpfContext>(
+        ctx: &C,
+        cfg: &Config,
+        which: u32,
+        pid_tgid: u64,
+        ret: i64,
+        now: u64,
+        duration: u64,
+    ) {
         // SAFETY: helpers that take the current task, which is valid here.
         let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
         let Ok(regs) = (unsafe { bpf_probe_read_kernel(regs) }) else {
@@ -247,16 +305,12 @@ mod programs {
             count(counter::LOST);
             return;
         };
-        let now = unsafe { bpf_ktime_get_boot_ns() };
         let tid = pid_tgid as u32;
         let mut wake = false;
-        event.duration_ns = NO_DURATION;
+        event.duration_ns = duration;
         if let Some(state) = CPU_STATE.get_ptr_mut(0) {
             // SAFETY: per-CPU slot; programs do not migrate CPUs.
             let state = unsafe { &mut *state };
-            if state.entry_tid == tid && state.entry_ns != 0 && state.entry_ns <= now {
-                event.duration_ns = now - state.entry_ns;
-            }
             if now.wrapping_sub(state.last_wake_ns) >= WAKE_INTERVAL_NS {
                 state.last_wake_ns = now;
                 wake = true;
@@ -290,27 +344,32 @@ mod programs {
         count(counter::SENT);
     }
 
-    #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
-    pub fn sys_enter_madvise(_ctx: TracePointContext) -> u32 {
-        enter();
-        0
-    }
-
     #[tracepoint(category = "syscalls", name = "sys_exit_madvise")]
     pub fn sys_exit_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx, syscall::MADVISE);
-        0
-    }
-
-    #[tracepoint(category = "syscalls", name = "sys_enter_process_madvise")]
-    pub fn sys_enter_process_madvise(_ctx: TracePointContext) -> u32 {
-        enter();
+        exit(&ctx, syscall::MADVISE, field::<i64>(&ctx, RET));
         0
     }
 
     #[tracepoint(category = "syscalls", name = "sys_exit_process_madvise")]
     pub fn sys_exit_process_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx, syscall::PROCESS_MADVISE);
+        exit(&ctx, syscall::PROCESS_MADVISE, field::<i64>(&ctx, RET));
+        0
+    }
+
+    /// x86-64 system call numbers.
+    const NR_MADVISE: i64 = 28;
+    const NR_PROCESS_MADVISE: i64 = 440;
+
+    /// Every system call's entry: the id check is all other calls pay.
+    /// (32-bit tasks number their calls differently; their madvise calls do
+    /// not reach the syscall exit tracepoints at all, and a stamp they leave
+    /// behind is never taken, see `take_duration`.)
+    #[raw_tracepoint(tracepoint = "sys_enter")]
+    pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+        let id: i64 = ctx.arg(1);
+        if id == NR_MADVISE || id == NR_PROCESS_MADVISE {
+            enter();
+        }
         0
     }
 

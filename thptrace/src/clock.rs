@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use crate::digits::push_padded;
+
 const NS: i128 = 1_000_000_000;
 
 fn now(clock: libc::clockid_t) -> i128 {
@@ -61,15 +63,14 @@ impl LocalTime {
             self.cached_sec = secs;
             self.valid = true;
         }
-        let local = (secs + self.cached_offset).rem_euclid(86_400);
-        let _ = write!(
-            out,
-            "{:02}:{:02}:{:02}.{:06}",
-            local / 3600,
-            local / 60 % 60,
-            local % 60,
-            micros
-        );
+        let local = (secs + self.cached_offset).rem_euclid(86_400) as u64;
+        push_padded(out, local / 3600, 2);
+        out.push(':');
+        push_padded(out, local / 60 % 60, 2);
+        out.push(':');
+        push_padded(out, local % 60, 2);
+        out.push('.');
+        push_padded(out, micros as u64, 6);
     }
 }
 

@@ -272,10 +272,7 @@ pub fn parse_int(text: &str) -> Option<i64> {
 pub fn write_advice(out: &mut String, advice: i32) {
     match advice_name(advice) {
         Some(name) => out.push_str(name),
-        None => {
-            use std::fmt::Write;
-            let _ = write!(out, "{advice}");
-        }
+        None => crate::digits::push_i64(out, advice.into()),
     }
 }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::clock::{Clock, LocalTime, write_rfc3339};
 use crate::decode::{advice_name, errno_message, errno_name, write_advice};
+use crate::digits::{push_hex, push_i64, push_padded, push_u64};
 use crate::event::{Event, Syscall};
 
 /// Version of the JSON lines schema (docs/json-schema.md). Bump it when a
@@ -55,11 +56,19 @@ impl Formatter {
         self.local.write(out, self.clock.wall_ns(e.ts_boot_ns));
         out.push(' ');
         out.push_str(&e.comm());
-        let _ = write!(out, "[{}/{}] ", e.tgid, e.tid);
+        out.push('[');
+        push_u64(out, e.tgid.into());
+        out.push('/');
+        push_u64(out, e.tid.into());
+        out.push_str("] ");
         write_call(out, e);
         match e.duration() {
             Some(d) => {
-                let _ = writeln!(out, " <{}.{:06}>", d / 1_000_000_000, d / 1000 % 1_000_000);
+                out.push_str(" <");
+                push_u64(out, d / 1_000_000_000);
+                out.push('.');
+                push_padded(out, d / 1000 % 1_000_000, 6);
+                out.push_str(">\n");
             }
             None => out.push_str(" <?>\n"),
         }
@@ -106,27 +115,40 @@ impl Formatter {
 pub fn write_call(out: &mut String, e: &Event) {
     match e.syscall {
         Syscall::Madvise => {
-            let _ = write!(out, "madvise({:#x}, {}, ", e.start, e.len);
+            out.push_str("madvise(");
+            push_hex(out, e.start);
+            out.push_str(", ");
+            push_u64(out, e.len);
+            out.push_str(", ");
         }
         Syscall::ProcessMadvise => {
-            let _ = write!(out, "process_madvise({}, ", e.pidfd);
+            out.push_str("process_madvise(");
+            push_i64(out, e.pidfd.into());
+            out.push_str(", ");
             if e.iovec_unreadable {
                 out.push_str("[?]");
             } else if e.vlen == 0 {
                 out.push_str("[]");
             } else {
-                let _ = write!(out, "[{{iov_base={:#x}, iov_len={}}}", e.start, e.len);
+                out.push_str("[{iov_base=");
+                push_hex(out, e.start);
+                out.push_str(", iov_len=");
+                push_u64(out, e.len);
+                out.push('}');
                 if e.vlen > 1 {
                     out.push_str(", ...");
                 }
                 out.push(']');
             }
-            let _ = write!(out, ", {}, ", e.vlen);
+            out.push_str(", ");
+            push_u64(out, e.vlen);
+            out.push_str(", ");
         }
     }
     write_advice(out, e.advice);
     if e.syscall == Syscall::ProcessMadvise {
-        let _ = write!(out, ", {}", e.flags);
+        out.push_str(", ");
+        push_u64(out, e.flags.into());
     }
     out.push_str(") = ");
     write_result(out, e.ret);
@@ -135,13 +157,17 @@ pub fn write_call(out: &mut String, e: &Event) {
 /// `-1 EINVAL (Invalid argument)`, or the value of a call that succeeded.
 pub fn write_result(out: &mut String, ret: i64) {
     if ret >= 0 {
-        let _ = write!(out, "{ret}");
+        push_i64(out, ret);
         return;
     }
     let errno = (-ret) as i32;
     match (errno_name(errno), errno_message(errno)) {
         (Some(name), Some(msg)) => {
-            let _ = write!(out, "-1 {name} ({msg})");
+            out.push_str("-1 ");
+            out.push_str(name);
+            out.push_str(" (");
+            out.push_str(msg);
+            out.push(')');
         }
         _ => {
             let _ = write!(out, "-1 errno {errno} (Unknown error {errno})");

@@ -15,6 +15,7 @@ pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod decode;
+pub mod digits;
 pub mod event;
 pub mod explain;
 pub mod filter;

@@ -22,6 +22,9 @@ struct Key {
 #[derive(Default)]
 pub struct Summary {
     counts: HashMap<Key, u64>,
+    /// Runs of events with the same key (the usual case in a burst) are
+    /// counted here before they reach the map, which saves hashing each one.
+    run: Option<(Key, u64)>,
     events: u64,
 }
 
@@ -44,8 +47,15 @@ impl Summary {
             advice: e.advice,
             errno: e.errno().unwrap_or(0),
         };
-        *self.counts.entry(key).or_insert(0) += 1;
         self.events += 1;
+        match &mut self.run {
+            Some((k, n)) if *k == key => *n += 1,
+            run => {
+                if let Some((k, n)) = run.replace((key, 1)) {
+                    *self.counts.entry(k).or_insert(0) += n;
+                }
+            }
+        }
     }
 
     /// How many events were added.
@@ -55,10 +65,14 @@ impl Summary {
 
     /// The rows, most frequent first; ties in a stable order.
     pub fn rows(&self) -> Vec<Row> {
-        let mut rows: Vec<(&Key, &u64)> = self.counts.iter().collect();
-        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut counts = self.counts.clone();
+        if let Some((k, n)) = self.run {
+            *counts.entry(k).or_insert(0) += n;
+        }
+        let mut rows: Vec<(Key, u64)> = counts.into_iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         rows.into_iter()
-            .map(|(k, &count)| Row {
+            .map(|(k, count)| Row {
                 count,
                 comm: comm_str(&k.comm).into_owned(),
                 syscall: k.syscall,
@@ -73,7 +87,7 @@ impl Summary {
     pub fn render(&self, counters: Option<&KernelCounters>, buffer_hint: &str) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\nthptrace summary: {} calls shown", self.events);
-        if !self.counts.is_empty() {
+        if self.events > 0 {
             let _ = writeln!(
                 out,
                 "{:>9}  {:<w$}  {:<15}  {:<20}  RESULT",

@@ -55,6 +55,11 @@ impl Output {
 
 /// Runs a live trace; returns the process exit status.
 pub async fn run(args: TraceArgs) -> Result<i32> {
+    // Before anything is attached: a Ctrl-C from now on detaches cleanly and
+    // still prints the summary (a script that waits for the "tracing" line
+    // and interrupts at once must not kill us mid-setup).
+    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let filters = args.filters();
     setup::prepare()?;
     let config = ProbeConfig {
@@ -105,8 +110,6 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         );
     }
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let deadline = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,

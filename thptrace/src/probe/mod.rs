@@ -11,16 +11,19 @@ use std::os::fd::AsRawFd;
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    maps::{HashMap, Map, MapData, PerCpuArray},
+    programs::{RawTracePoint, TracePoint},
 };
 use thptrace_common::{Config, RawEvent, counter, flags};
 use tokio::io::unix::AsyncFd;
 
 use crate::event::{Event, KernelCounters};
 
+mod ring;
+use ring::Ring;
+
 /// The kernel object, built by `cargo xtask build-ebpf` and committed.
-static OBJECT: &[u8] = aya::include_bytes_aligned!("../bpf/thptrace-ebpf.o");
+static OBJECT: &[u8] = aya::include_bytes_aligned!("../../bpf/thptrace-ebpf.o");
 
 /// What to trace, as the kernel side filters it.
 #[derive(Clone, Debug, Default)]
@@ -56,14 +59,17 @@ const WAKE_FRACTION: u32 = 16;
 /// longest an event that did not wake it can wait.
 pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
-const MADVISE: (&str, &str) = ("sys_enter_madvise", "sys_exit_madvise");
-const PROCESS_MADVISE: (&str, &str) = ("sys_enter_process_madvise", "sys_exit_process_madvise");
+const MADVISE_EXIT: &str = "sys_exit_madvise";
+const PROCESS_MADVISE_EXIT: &str = "sys_exit_process_madvise";
+/// The raw tracepoint every system call's entry passes (the program has the
+/// same name).
+const SYS_ENTER: &str = "sys_enter";
 
 /// The kernel programs, loaded and attached.
 pub struct Probe {
     // Keeps programs and links alive; dropping it detaches.
     _ebpf: Ebpf,
-    events: AsyncFd<RingBuf<MapData>>,
+    events: AsyncFd<Ring>,
     counters: PerCpuArray<MapData, u64>,
     pid_filter: HashMap<MapData, u32, u8>,
     logger: Option<KernelLog>,
@@ -109,7 +115,9 @@ impl Probe {
             newtask_pid_offset,
             newtask_clone_flags_offset,
             wake_bytes: buffer_size / WAKE_FRACTION,
-            _reserved: 0,
+            nr_cpus: aya::util::nr_cpus()
+                .map_err(|(path, e)| anyhow!("reading the number of CPUs from {path}: {e}"))?
+                as u32,
         };
 
         let mut ebpf = EbpfLoader::new()
@@ -151,40 +159,31 @@ impl Probe {
         )?;
 
         let mut program_ids = Vec::new();
-        let mut attach = |ebpf: &mut Ebpf, category: &str, name: &str| -> Result<()> {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| anyhow!("the kernel object has no program {name}: rebuild it with `cargo xtask build-ebpf`"))?
-                .try_into()
-                .with_context(|| format!("{name} is not a tracepoint program"))?;
-            program
-                .load()
-                .map_err(|e| anyhow!(crate::setup::explain_program_error(name, &e)))?;
-            program
-                .attach(category, name)
-                .map_err(|e| anyhow!(crate::setup::explain_attach_error(category, name, &e)))?;
-            if let Ok(info) = program.info() {
-                program_ids.push(info.id());
-            }
-            Ok(())
-        };
-        // Exit first: an entry without its exit would only fill INFLIGHT.
-        attach(&mut ebpf, "syscalls", MADVISE.1)?;
-        attach(&mut ebpf, "syscalls", MADVISE.0)?;
-        if crate::setup::tracepoint_exists("syscalls", PROCESS_MADVISE.0) {
-            attach(&mut ebpf, "syscalls", PROCESS_MADVISE.1)?;
-            attach(&mut ebpf, "syscalls", PROCESS_MADVISE.0)?;
+        // Exit first: an entry stamp without its exit is simply never taken.
+        program_ids.push(attach_tracepoint(&mut ebpf, "syscalls", MADVISE_EXIT)?);
+        if crate::setup::tracepoint_exists("syscalls", PROCESS_MADVISE_EXIT) {
+            program_ids.push(attach_tracepoint(
+                &mut ebpf,
+                "syscalls",
+                PROCESS_MADVISE_EXIT,
+            )?);
         } else {
             notices.push(
                 "this kernel has no process_madvise system call (added in Linux 5.10): tracing madvise only"
                     .to_string(),
             );
         }
+        program_ids.push(attach_raw_tracepoint(&mut ebpf, SYS_ENTER)?);
         if cfg.follow_forks {
-            attach(&mut ebpf, "task", "task_newtask")?;
+            program_ids.push(attach_tracepoint(&mut ebpf, "task", "task_newtask")?);
         }
 
-        let events: RingBuf<MapData> = take_map(&mut ebpf, "EVENTS")?;
+        let events = match ebpf.take_map("EVENTS") {
+            Some(Map::RingBuf(data)) => Ring::new(data, buffer_size as usize)?,
+            _ => bail!(
+                "the kernel object has no ring buffer EVENTS: rebuild it with `cargo xtask build-ebpf`"
+            ),
+        };
         let events = crate::poll::readable(events, "the ring buffer")?;
         let counters = take_map(&mut ebpf, "COUNTERS")?;
         Ok(Probe {
@@ -286,18 +285,53 @@ pub async fn forward_kernel_log(log: &mut Option<KernelLog>) -> Result<()> {
     }
 }
 
-fn drain_ring(ring: &mut RingBuf<MapData>, sink: &mut impl FnMut(&Event)) -> usize {
-    let mut n = 0;
-    while let Some(item) = ring.next() {
-        if item.len() >= size_of::<RawEvent>() {
+fn drain_ring(ring: &mut Ring, sink: &mut impl FnMut(&Event)) -> usize {
+    ring.drain(|record| {
+        if record.len() >= size_of::<RawEvent>() {
             // SAFETY: the kernel wrote a RawEvent there; the read is unaligned
             // because ring buffer records are only 8-byte aligned.
-            let raw = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const RawEvent) };
+            let raw = unsafe { std::ptr::read_unaligned(record.as_ptr() as *const RawEvent) };
             sink(&Event::from_raw(&raw));
-            n += 1;
         }
-    }
-    n
+    })
+}
+
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| {
+            anyhow!(
+                "the kernel object has no program {name}: rebuild it with `cargo xtask build-ebpf`"
+            )
+        })?
+        .try_into()
+        .with_context(|| format!("{name} has an unexpected program type"))
+}
+
+/// Loads and attaches `category/name`; returns the program's id.
+fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<u32> {
+    let program: &mut TracePoint = program(ebpf, name)?;
+    program
+        .load()
+        .map_err(|e| anyhow!(crate::setup::explain_program_error(name, &e)))?;
+    program
+        .attach(category, name)
+        .map_err(|e| anyhow!(crate::setup::explain_attach_error(category, name, &e)))?;
+    Ok(program.info().map(|i| i.id()).unwrap_or(0))
+}
+
+/// Loads and attaches the raw tracepoint `name` (program of the same name).
+fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<u32> {
+    let program: &mut RawTracePoint = program(ebpf, name)?;
+    program
+        .load()
+        .map_err(|e| anyhow!(crate::setup::explain_program_error(name, &e)))?;
+    program
+        .attach(name)
+        .map_err(|e| anyhow!(crate::setup::explain_attach_error("raw_syscalls", name, &e)))?;
+    Ok(program.info().map(|i| i.id()).unwrap_or(0))
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
