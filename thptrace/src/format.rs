@@ -256,6 +256,40 @@ mod tests {
         assert!(text(&e).contains("madvise(0x1000, 4096, MADV_NORMAL) = 0 <"));
     }
 
+    /// The first example in docs/json.md has exactly the fields, with the
+    /// same JSON types, that the formatter writes.
+    #[test]
+    fn documented_example_matches_real_output() {
+        let doc = include_str!("../../docs/json.md");
+        let example = doc
+            .lines()
+            .find(|l| l.starts_with("{\"schema\""))
+            .expect("docs/json.md has an example line");
+        let documented: serde_json::Value = serde_json::from_str(example).unwrap();
+        let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
+        let mut s = String::new();
+        f.write(&mut s, &sample(0x7f06e7f30000, 4096, 15, -22));
+        let real: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let (doc, real) = (documented.as_object().unwrap(), real.as_object().unwrap());
+        let keys =
+            |m: &serde_json::Map<String, serde_json::Value>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(doc),
+            keys(real),
+            "docs/json.md and the formatter disagree on fields"
+        );
+        for (k, v) in doc {
+            let kind = |v: &serde_json::Value| std::mem::discriminant(v);
+            assert_eq!(
+                kind(v),
+                kind(&real[k]),
+                "field {k}: {v} in the docs, {} written",
+                real[k]
+            );
+        }
+        assert_eq!(documented["schema"], JSON_SCHEMA_VERSION);
+    }
+
     #[test]
     fn json_has_raw_and_named_fields() {
         let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
