@@ -11,6 +11,9 @@ use anyhow::{Result, bail};
 /// Where tracefs lives: its own mount point, or inside debugfs on old systems.
 const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
+/// The kernel's own type information, which the kernel programs rely on.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 const CAP_SYS_ADMIN: u32 = 21;
@@ -19,6 +22,11 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// and checks that the syscall tracepoints exist. Call before loading.
 pub fn prepare() -> Result<()> {
     check_privileges()?;
+    if !Path::new(KERNEL_BTF).exists() {
+        bail!(
+            "this kernel has no BTF ({KERNEL_BTF} is missing): thptrace reads each call's arguments through it; use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and most distributions' kernels are)"
+        );
+    }
     let tracefs = ensure_tracefs()?;
     raise_memlock();
     if !tracefs.join("events/syscalls/sys_enter_madvise").exists() {
