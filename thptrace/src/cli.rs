@@ -30,6 +30,48 @@ pub struct Cli {
 pub enum Command {
     /// Trace live and print each failing call (the default).
     Trace(TraceArgs),
+    /// Check that this host can trace: privileges, BPF, tracepoints, BTF,
+    /// the kernel facts that change what madvise accepts, and a live self-test.
+    Check(CheckArgs),
+    /// Decode and explain one failing call, as CRIU, strace, perf trace or
+    /// a person wrote it, against this host's facts.
+    #[command(after_help = EXPLAIN_HELP)]
+    Explain(ExplainArgs),
+}
+
+const EXPLAIN_HELP: &str = "Examples:
+  thptrace explain 'madvise(0x7f06e7f30000, 4096, 15) failed with -22'
+  thptrace explain 'madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)'
+  thptrace explain 'madvise(start: 0x7f06e7f30000, len_in: 4096, behavior: MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)'
+  thptrace explain 15 EINVAL
+
+Exit status: 0 when the call was read and explained, 2 when the text is not a call thptrace can read.";
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Say more: -v shows set-up steps.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The call: one quoted argument, or several words joined with spaces.
+    #[arg(required = true, num_args = 1.., value_name = "TEXT", allow_negative_numbers = true)]
+    pub text: Vec<String>,
+
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Explain against the host facts recorded in this capture file (the
+    /// kernel the calls ran on) instead of this host's.
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

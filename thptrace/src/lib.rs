@@ -11,12 +11,14 @@
 
 pub mod callparse;
 pub mod capture;
+pub mod check;
 pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod decode;
 pub mod event;
 pub mod explain;
+pub mod explain_cmd;
 pub mod filter;
 pub mod format;
 pub mod host;
