@@ -197,7 +197,12 @@ pub fn gather() -> (Vec<Item>, bool) {
         Some(dir) => Ok(dir.clone()),
         None => setup::ensure_tracefs().map_err(|e| e.to_string()),
     };
-    items.push(tracefs_item(&tracefs, was_mounted.is_some()));
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    items.push(tracefs_item(
+        &tracefs,
+        was_mounted.is_some(),
+        tracefs_mount_point(&mounts).as_deref(),
+    ));
     items.extend(tracepoint_items(
         tracefs.as_ref().ok().map(PathBuf::as_path),
     ));
@@ -302,20 +307,45 @@ pub fn bpf_items(f: &BpfFeatures) -> Vec<Item> {
     vec![syscall, ring, progs]
 }
 
-pub fn tracefs_item(tracefs: &Result<PathBuf, String>, was_mounted: bool) -> Item {
-    match tracefs {
-        Ok(dir) if was_mounted => Item::ok("tracefs", "tracefs", format!("{}", dir.display())),
-        Ok(dir) => Item::ok(
+/// Where /proc/self/mounts says tracefs is mounted (first mount point).
+pub fn tracefs_mount_point(mounts: &str) -> Option<PathBuf> {
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_, at, kind) = (f.next()?, f.next()?, f.next()?);
+        (kind == "tracefs").then(|| PathBuf::from(at))
+    })
+}
+
+/// `tracefs`: the directory found or mounted, or why neither worked;
+/// `mounted_at` is where the mount table has it (it may be there but
+/// unreadable to this user).
+pub fn tracefs_item(
+    tracefs: &Result<PathBuf, String>,
+    was_mounted: bool,
+    mounted_at: Option<&Path>,
+) -> Item {
+    match (tracefs, mounted_at) {
+        (Ok(dir), _) if was_mounted => Item::ok("tracefs", "tracefs", format!("{}", dir.display())),
+        (Ok(dir), _) => Item::ok(
             "tracefs",
             "tracefs",
             format!("was not mounted; mounted it on {}", dir.display()),
         ),
+        (Err(_), Some(at)) => Item::fail(
+            "tracefs",
+            "tracefs",
+            format!(
+                "mounted on {}, but this user cannot read its events directory",
+                at.display()
+            ),
+            "run thptrace as root: tracefs is readable by root only",
+        ),
         // ensure_tracefs's message says what failed and what to do.
-        Err(e) => Item::fail(
+        (Err(e), None) => Item::fail(
             "tracefs",
             "tracefs",
             e.clone(),
-            "mount it with `mount -t tracefs tracefs /sys/kernel/tracing`",
+            "mount it with `mount -t tracefs tracefs /sys/kernel/tracing` as root",
         ),
     }
 }
@@ -326,8 +356,8 @@ pub fn tracepoint_items(tracefs: Option<&Path>) -> Vec<Item> {
         return vec![Item::fail(
             "tracepoints",
             "syscall tracepoints",
-            "not checked: tracefs is not mounted",
-            "mount tracefs (see above)",
+            "not checked: tracefs cannot be read",
+            "see tracefs above",
         )];
     };
     let events = dir.join("events/syscalls");
@@ -1127,15 +1157,24 @@ mod tests {
         assert_eq!(btf_item(&t.0).status, Status::Ok);
         let dir = PathBuf::from("/sys/kernel/tracing");
         assert_eq!(
-            tracefs_item(&Ok(dir.clone()), true).detail,
+            tracefs_item(&Ok(dir.clone()), true, Some(&dir)).detail,
             "/sys/kernel/tracing"
         );
         assert!(
-            tracefs_item(&Ok(dir), false)
+            tracefs_item(&Ok(dir.clone()), false, None)
                 .detail
                 .contains("mounted it on")
         );
-        assert_eq!(tracefs_item(&Err("no".into()), false).status, Status::Fail);
+        let i = tracefs_item(&Err("no".into()), false, None);
+        assert_eq!((i.status, i.detail.as_str()), (Status::Fail, "no"));
+        let i = tracefs_item(&Err("no".into()), false, Some(&dir));
+        assert_eq!(i.status, Status::Fail);
+        assert!(i.detail.contains("cannot read"), "{}", i.detail);
+        assert!(i.fix.unwrap().contains("root"));
+        let mounts =
+            "proc /proc proc rw 0 0\ntracefs /sys/kernel/tracing tracefs rw,relatime 0 0\n";
+        assert_eq!(tracefs_mount_point(mounts), Some(dir));
+        assert_eq!(tracefs_mount_point("proc /proc proc rw 0 0\n"), None);
     }
 
     fn facts(thp: Fact) -> HostFacts {
