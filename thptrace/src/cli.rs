@@ -17,7 +17,7 @@ use crate::format::Format;
     about = "Trace failing madvise() and process_madvise() calls with eBPF, and say why they failed",
     long_about = None,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  thptrace                          every failing madvise on the host\n  thptrace -- criu restore -D dir   run a command, trace it and all it forks\n  thptrace -p 4242 --advice NOHUGEPAGE,HUGEPAGE\n  thptrace --format json -o failures.jsonl"
+    after_help = "Examples:\n  thptrace                          every failing madvise on the host\n  thptrace -- criu restore -D dir   run a command, trace it and all it forks\n  thptrace -p 4242 --advice NOHUGEPAGE,HUGEPAGE\n  thptrace --format json -o failures.jsonl\n  thptrace check                    can this host trace? (run it first)\n  thptrace explain 15 EINVAL        why a logged call failed"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -32,6 +32,9 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check that this host can trace: privileges, BPF, tracepoints, BTF,
     /// the kernel facts that change what madvise accepts, and a live self-test.
+    #[command(
+        after_help = "Exit status: 0 when the self-test passed (tracing works on this host), 1 otherwise."
+    )]
     Check(CheckArgs),
     /// Decode and explain one failing call, as CRIU, strace, perf trace or
     /// a person wrote it, against this host's facts.
