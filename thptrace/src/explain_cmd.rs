@@ -417,8 +417,8 @@ pub fn render(r: &Report) -> String {
             .collect();
         let what = match lacks.as_slice() {
             [] => String::new(),
-            [one] => format!(", one without {one}"),
-            many => format!(", one without one of: {}", many.join("; ")),
+            [one] => format!(": a kernel without {one}"),
+            many => format!(": a kernel without one of: {}", many.join("; ")),
         };
         let _ = writeln!(
             out,
@@ -580,7 +580,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("not this kernel: this call, as written, cannot fail with EINVAL on the kernel of this host, so it must have run on a kernel unlike this one, one without transparent huge pages (built without CONFIG_TRANSPARENT_HUGEPAGE).\n"),
+            out.contains("not this kernel: this call, as written, cannot fail with EINVAL on the kernel of this host, so it must have run on a kernel unlike this one: a kernel without transparent huge pages (built without CONFIG_TRANSPARENT_HUGEPAGE).\n"),
             "{out}"
         );
         assert!(
