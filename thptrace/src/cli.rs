@@ -17,7 +17,7 @@ use crate::format::Format;
     about = "Trace failing madvise() and process_madvise() calls with eBPF, and say why they failed",
     long_about = None,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  thptrace                          every failing madvise on the host\n  thptrace -- criu restore -D dir   run a command, trace it and all it forks\n  thptrace -p 4242 --advice NOHUGEPAGE,HUGEPAGE\n  thptrace --format json -o failures.jsonl"
+    after_help = "Examples:\n  thptrace                          every failing madvise on the host\n  thptrace -- criu restore -D dir   run a command, trace it and all it forks\n  thptrace -p 4242 --advice NOHUGEPAGE,HUGEPAGE\n  thptrace --format json -o failures.jsonl\n  thptrace check                    can this host trace? (run it first)\n  thptrace explain 15 EINVAL        why a logged call failed"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,6 +30,51 @@ pub struct Cli {
 pub enum Command {
     /// Trace live and print each failing call (the default).
     Trace(TraceArgs),
+    /// Check that this host can trace: privileges, BPF, tracepoints, BTF,
+    /// the kernel facts that change what madvise accepts, and a live self-test.
+    #[command(
+        after_help = "Exit status: 0 when the self-test passed (tracing works on this host), 1 otherwise."
+    )]
+    Check(CheckArgs),
+    /// Decode and explain one failing call, as CRIU, strace, perf trace or
+    /// a person wrote it, against this host's facts.
+    #[command(after_help = EXPLAIN_HELP)]
+    Explain(ExplainArgs),
+}
+
+const EXPLAIN_HELP: &str = "Examples:
+  thptrace explain 'madvise(0x7f06e7f30000, 4096, 15) failed with -22'
+  thptrace explain 'madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)'
+  thptrace explain 'madvise(start: 0x7f06e7f30000, len_in: 4096, behavior: MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)'
+  thptrace explain 15 EINVAL
+
+Exit status: 0 when the call was read and explained, 2 when the text is not a call thptrace can read.";
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Say more: -v shows set-up steps.
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The call: one quoted argument, or several words joined with spaces.
+    #[arg(required = true, num_args = 1.., value_name = "TEXT", allow_negative_numbers = true)]
+    pub text: Vec<String>,
+
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Explain against the host facts recorded in this capture file (the
+    /// kernel the calls ran on) instead of this host's.
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -11,6 +11,7 @@
 
 pub mod callparse;
 pub mod capture;
+pub mod check;
 pub mod child;
 pub mod cli;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod decode;
 pub mod digits;
 pub mod event;
 pub mod explain;
+pub mod explain_cmd;
 pub mod filter;
 pub mod format;
 pub mod host;

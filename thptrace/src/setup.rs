@@ -60,9 +60,36 @@ fn has_cap(caps: u64, cap: u32) -> bool {
     caps & (1 << cap) != 0
 }
 
+/// What this process may do, as far as loading BPF programs goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Privileges {
+    pub euid: u32,
+    pub cap_sys_admin: bool,
+    pub cap_bpf: bool,
+    pub cap_perfmon: bool,
+}
+
+impl Privileges {
+    /// This process's effective user and capabilities.
+    pub fn current() -> Privileges {
+        let caps = effective_caps();
+        Privileges {
+            // SAFETY: geteuid has no preconditions.
+            euid: unsafe { libc::geteuid() },
+            cap_sys_admin: has_cap(caps, CAP_SYS_ADMIN),
+            cap_bpf: has_cap(caps, CAP_BPF),
+            cap_perfmon: has_cap(caps, CAP_PERFMON),
+        }
+    }
+
+    /// Enough to load and attach tracepoint programs.
+    pub fn sufficient(&self) -> bool {
+        self.cap_sys_admin || (self.cap_bpf && self.cap_perfmon)
+    }
+}
+
 fn check_privileges() -> Result<()> {
-    let caps = effective_caps();
-    if has_cap(caps, CAP_SYS_ADMIN) || (has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON)) {
+    if Privileges::current().sufficient() {
         return Ok(());
     }
     bail!(
@@ -102,7 +129,8 @@ pub fn ensure_tracefs() -> Result<PathBuf> {
     )
 }
 
-fn tracefs_dir() -> Option<PathBuf> {
+/// The tracefs directory, if tracefs is mounted (nothing is mounted here).
+pub fn tracefs_dir() -> Option<PathBuf> {
     TRACEFS_DIRS
         .iter()
         .map(Path::new)

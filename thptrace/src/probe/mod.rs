@@ -357,3 +357,69 @@ fn fill(ebpf: &mut Ebpf, name: &str, keys: impl Iterator<Item = u32>, what: &str
     }
     Ok(())
 }
+
+// ---- Feature probes, for `thptrace check` -------------------------------
+
+/// Whether the kernel offers one BPF feature thptrace needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BpfFeature {
+    Supported,
+    Unsupported,
+    /// The probe itself failed (the bpf() call was refused, say).
+    Failed {
+        errno: Option<i32>,
+        message: String,
+    },
+}
+
+/// The kernel's BPF support, probed with throw-away maps and programs,
+/// without loading thptrace's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BpfFeatures {
+    /// The bpf() system call works: an array map can be created.
+    pub syscall: BpfFeature,
+    /// BPF ring buffer maps (Linux 5.8).
+    pub ring_buffer: BpfFeature,
+    /// BPF programs on tracepoints (CONFIG_BPF_EVENTS).
+    pub tracepoint_programs: BpfFeature,
+}
+
+/// Probes the BPF features thptrace needs.
+pub fn probe_bpf_features() -> BpfFeatures {
+    use aya::{maps::MapType, programs::ProgramType, sys};
+    let map = |t: MapType| match sys::is_map_supported(t) {
+        Ok(true) => BpfFeature::Supported,
+        Ok(false) => BpfFeature::Unsupported,
+        Err(e) => BpfFeature::Failed {
+            errno: e.io_error.raw_os_error(),
+            message: e.to_string(),
+        },
+    };
+    let tracepoint_programs = match sys::is_program_supported(ProgramType::TracePoint) {
+        Ok(true) => BpfFeature::Supported,
+        Ok(false) => BpfFeature::Unsupported,
+        Err(e) => BpfFeature::Failed {
+            errno: io_errno(&e),
+            message: e.to_string(),
+        },
+    };
+    BpfFeatures {
+        syscall: map(MapType::Array),
+        ring_buffer: map(MapType::RingBuf),
+        tracepoint_programs,
+    }
+}
+
+fn io_errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(code) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cur = err.source();
+    }
+    None
+}
