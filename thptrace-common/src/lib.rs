@@ -31,6 +31,10 @@ pub mod flags {
     pub const REPORT_SUCCESS: u32 = 1 << 4;
     /// Add every new process forked by a traced process to `PID_FILTER`.
     pub const FOLLOW_FORKS: u32 = 1 << 5;
+    /// Look up the memory area of each reported call (`bpf_find_vma`, with
+    /// the `vm_area_struct` offsets in [`super::Config`]). Off on kernels
+    /// without the helper or without BTF.
+    pub const AREA: u32 = 1 << 6;
 }
 
 /// Indices of the per-CPU `COUNTERS` array. Every number the loader reports as
@@ -80,6 +84,33 @@ pub struct Config {
     pub wake_bytes: u32,
     /// Number of possible CPUs (the per-CPU maps' width).
     pub nr_cpus: u32,
+    /// Byte offsets in `struct vm_area_struct` of `vm_start`, `vm_end`,
+    /// `vm_flags`, `vm_file` and `vm_ops`, from the kernel's BTF.
+    pub vma_start_off: u32,
+    pub vma_end_off: u32,
+    pub vma_flags_off: u32,
+    pub vma_file_off: u32,
+    pub vma_ops_off: u32,
+    pub _pad: u32,
+}
+
+/// Bits of [`RawEvent::area_status`].
+pub mod area {
+    /// The lookup ran (the rest means something).
+    pub const LOOKED_UP: u32 = 1 << 0;
+    /// An area contains the call's start; `area_*` describe it.
+    pub const START_MAPPED: u32 = 1 << 1;
+    /// Areas cover the whole range, without a gap.
+    pub const FULLY_MAPPED: u32 = 1 << 2;
+    /// The area has a file (`vm_file`; shmem and shared anonymous memory too).
+    pub const FILE: u32 = 1 << 3;
+    /// The area has `vm_ops` (so it is not anonymous in the kernel's sense).
+    pub const HAS_OPS: u32 = 1 << 4;
+    /// A gap was found: `area_gap` is the first unmapped address of the
+    /// range (the lookup follows at most [`GAP_STEPS`] areas).
+    pub const GAP_FOUND: u32 = 1 << 5;
+    /// How many areas past the start the gap search follows.
+    pub const GAP_STEPS: u32 = 4;
 }
 
 /// See [`Config::wake_bytes`]. The loader also drains the ring buffer on a
@@ -123,6 +154,16 @@ pub struct RawEvent {
     /// Set when reading the first iovec failed (process_madvise only).
     pub iovec_unreadable: u32,
     pub comm: [u8; COMM_LEN],
+    /// The memory area containing `start` (when [`area::START_MAPPED`]).
+    pub area_start: u64,
+    pub area_end: u64,
+    /// Its raw `vm_flags`.
+    pub area_vm_flags: u64,
+    /// The first unmapped address in the range (with [`area::GAP_FOUND`]).
+    pub area_gap: u64,
+    /// [`area`] bits; 0 when no lookup was made.
+    pub area_status: u32,
+    pub _pad: u32,
 }
 
 impl RawEvent {
@@ -146,6 +187,12 @@ impl RawEvent {
             syscall: 0,
             iovec_unreadable: 0,
             comm: [0; COMM_LEN],
+            area_start: 0,
+            area_end: 0,
+            area_vm_flags: 0,
+            area_gap: 0,
+            area_status: 0,
+            _pad: 0,
         }
     }
 }
@@ -160,5 +207,5 @@ mod pod {
 
 // The layouts are shared with code compiled for another target: pin their
 // sizes so an accidental change (and hidden padding) fails to build.
-const _: () = assert!(core::mem::size_of::<Config>() == 24);
-const _: () = assert!(core::mem::size_of::<RawEvent>() == 56 + 40 + 16);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<RawEvent>() == 56 + 40 + 16 + 40);

@@ -34,19 +34,20 @@ mod programs {
         EbpfContext,
         bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
-            bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-            bpf_get_current_task_btf, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
-            bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem, bpf_probe_read_kernel,
-            bpf_probe_read_user, bpf_task_pt_regs,
+            bpf_find_vma, bpf_get_current_cgroup_id, bpf_get_current_comm,
+            bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_current_uid_gid,
+            bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem,
+            bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
         },
         macros::{map, raw_tracepoint, tracepoint},
         maps::{HashMap, PerCpuArray, RingBuf},
         programs::{RawTracePointContext, TracePointContext},
     };
     use aya_log_ebpf::warn;
+    use core::ffi::c_void;
     use thptrace_common::{
-        Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, counter, flags,
-        syscall,
+        Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, area, counter,
+        flags, syscall,
     };
 
     /// Programs that use GPL-only helpers (bpf_get_current_task_btf) must say
@@ -64,6 +65,12 @@ mod programs {
         newtask_clone_flags_offset: 0,
         wake_bytes: 0,
         nr_cpus: 0,
+        vma_start_off: 0,
+        vma_end_off: 0,
+        vma_flags_off: 0,
+        vma_file_off: 0,
+        vma_ops_off: 0,
+        _pad: 0,
     };
 
     /// Per-CPU state: the last entry's thread and time, and when this CPU
@@ -300,6 +307,9 @@ mod programs {
         {
             return;
         }
+        if cfg.flags & flags::AREA != 0 && event.iovec_unreadable == 0 {
+            look_up_area(&mut event);
+        }
 
         let Some(mut slot) = EVENTS.reserve::<RawEvent>(0) else {
             count(counter::LOST);
@@ -355,6 +365,120 @@ mod programs {
         exit(&ctx, syscall::PROCESS_MADVISE, field::<i64>(&ctx, RET));
         0
     }
+
+    /// What `read_vma` fills in.
+    #[repr(C)]
+    struct VmaFields {
+        start: u64,
+        end: u64,
+        flags: u64,
+        file: u64,
+        ops: u64,
+    }
+
+    /// `bpf_find_vma` callback: copies the fields the explanations need out
+    /// of the area, at the offsets the loader read from the kernel's BTF.
+    #[inline(never)]
+    extern "C" fn read_vma(_task: *mut c_void, vma: *mut c_void, out: *mut c_void) -> i64 {
+        let cfg = config();
+        let vma = vma as *const u8;
+        let out = out as *mut VmaFields;
+        let read = |off: u32| -> u64 {
+            // SAFETY: a probe read; a bad offset reads as 0, never faults.
+            unsafe { bpf_probe_read_kernel(vma.add(off as usize) as *const u64) }.unwrap_or(0)
+        };
+        // SAFETY: `out` is the caller's VmaFields on its stack.
+        unsafe {
+            (*out).start = read(cfg.vma_start_off);
+            (*out).end = read(cfg.vma_end_off);
+            (*out).flags = read(cfg.vma_flags_off);
+            (*out).file = read(cfg.vma_file_off);
+            (*out).ops = read(cfg.vma_ops_off);
+        }
+        0
+    }
+
+    /// Looks up the area containing `addr`: `Ok(None)` when no area does,
+    /// `Err` when the lookup could not run (the mm was busy).
+    #[inline(always)]
+    fn find_area(
+        task: *mut aya_ebpf::bindings::task_struct,
+        addr: u64,
+    ) -> Result<Option<VmaFields>, ()> {
+        let mut vma = VmaFields {
+            start: 0,
+            end: 0,
+            flags: 0,
+            file: 0,
+            ops: 0,
+        };
+        // SAFETY: the callback only writes into `vma`.
+        let found = unsafe {
+            bpf_find_vma(
+                task,
+                addr,
+                read_vma as *mut c_void,
+                core::ptr::addr_of_mut!(vma).cast(),
+                0,
+            )
+        };
+        match found {
+            0 => Ok(Some(vma)),
+            r if r == -(ENOENT as i64) => Ok(None),
+            _ => Err(()),
+        }
+    }
+
+    /// Fills the event's `area_*` fields: the area containing the start, and
+    /// whether areas cover the whole range (else where the first gap is).
+    #[inline(always)]
+    fn look_up_area(event: &mut RawEvent) {
+        // SAFETY: the current task, valid here.
+        let task = unsafe { bpf_get_current_task_btf() };
+        let Ok(first) = find_area(task, event.start) else {
+            return;
+        };
+        let mut status = area::LOOKED_UP;
+        let range_end = event.start.wrapping_add(event.len);
+        let Some(vma) = first else {
+            event.area_gap = event.start;
+            event.area_status = status | area::GAP_FOUND;
+            return;
+        };
+        status |= area::START_MAPPED;
+        event.area_start = vma.start;
+        event.area_end = vma.end;
+        event.area_vm_flags = vma.flags;
+        if vma.file != 0 {
+            status |= area::FILE;
+        }
+        if vma.ops != 0 {
+            status |= area::HAS_OPS;
+        }
+        if range_end >= event.start {
+            // Follow the areas from the end of this one until the range is
+            // covered or a gap shows (an overflowing range is not followed).
+            let mut covered = vma.end;
+            for _ in 0..area::GAP_STEPS {
+                if covered >= range_end {
+                    status |= area::FULLY_MAPPED;
+                    break;
+                }
+                match find_area(task, covered) {
+                    Ok(Some(next)) if next.end > covered => covered = next.end,
+                    Ok(_) => {
+                        event.area_gap = covered;
+                        status |= area::GAP_FOUND;
+                        break;
+                    }
+                    Err(()) => break,
+                }
+            }
+        }
+        event.area_status = status;
+    }
+
+    const ENOENT: i32 = 2;
 
     /// x86-64 system call numbers.
     const NR_MADVISE: i64 = 28;

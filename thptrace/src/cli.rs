@@ -119,6 +119,11 @@ pub struct TraceArgs {
     #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
+    /// One line per call, like strace: no memory-area or cause lines (JSON
+    /// keeps them, as fields).
+    #[arg(long)]
+    pub brief: bool,
+
     /// Do not print the summary at the end.
     #[arg(long)]
     pub no_summary: bool,

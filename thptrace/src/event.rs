@@ -64,6 +64,38 @@ pub struct Event {
     pub iovec_unreadable: bool,
     /// The raw return value: `-errno` on failure.
     pub ret: i64,
+    /// The memory area the call hit, as the kernel saw it at the failure.
+    pub area: AreaRaw,
+}
+
+/// The memory area containing a call's start, as the kernel program read it
+/// (`vm_area_struct`); [`crate::explain::Area::from_event`] decodes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AreaRaw {
+    pub start: u64,
+    pub end: u64,
+    /// The area's raw `vm_flags`.
+    pub vm_flags: u64,
+    /// The first unmapped address of the call's range, when one was found.
+    pub gap: u64,
+    /// `thptrace_common::area` bits; 0 when no lookup was made.
+    pub status: u32,
+}
+
+impl AreaRaw {
+    /// No lookup was made (kernel without bpf_find_vma or BTF, or a capture
+    /// without areas).
+    pub const NONE: AreaRaw = AreaRaw {
+        start: 0,
+        end: 0,
+        vm_flags: 0,
+        gap: 0,
+        status: 0,
+    };
+
+    pub fn looked_up(&self) -> bool {
+        self.status & thptrace_common::area::LOOKED_UP != 0
+    }
 }
 
 impl Event {
@@ -91,6 +123,13 @@ impl Event {
             flags: raw.flags,
             iovec_unreadable: raw.iovec_unreadable != 0,
             ret: raw.ret,
+            area: AreaRaw {
+                start: raw.area_start,
+                end: raw.area_end,
+                vm_flags: raw.area_vm_flags,
+                gap: raw.area_gap,
+                status: raw.area_status,
+            },
         }
     }
 
@@ -174,6 +213,7 @@ pub(crate) mod tests {
             flags: 0,
             iovec_unreadable: false,
             ret,
+            area: AreaRaw::NONE,
         }
     }
 

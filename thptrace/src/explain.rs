@@ -75,7 +75,7 @@ const MIN_PAGE: u64 = 4096;
 const MAX_PAGE: u64 = 65536;
 
 /// The call to explain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Call {
     #[serde(with = "syscall_name")]
     pub syscall: Syscall,
@@ -148,7 +148,7 @@ mod syscall_name {
 }
 
 /// A byte range `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Span {
     pub start: u64,
     pub end: u64,
@@ -156,7 +156,7 @@ pub struct Span {
 
 /// The memory area (`vm_area_struct`) the call hit first, as the probe reads
 /// it with `bpf_find_vma`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Area {
     /// The area's bounds (`vm_start`, `vm_end`).
     pub start: u64,
@@ -173,8 +173,115 @@ pub struct Area {
     pub flags: AreaFlags,
 }
 
+/// `vm_flags` bits (include/linux/mm.h; unchanged from 5.x to 6.18).
+mod vm {
+    pub const WRITE: u64 = 0x2;
+    pub const SHARED: u64 = 0x8;
+    pub const MAYWRITE: u64 = 0x20;
+    pub const PFNMAP: u64 = 0x400;
+    pub const LOCKED: u64 = 0x2000;
+    pub const IO: u64 = 0x4000;
+    pub const DONTEXPAND: u64 = 0x40000;
+    pub const HUGETLB: u64 = 0x40_0000;
+    pub const MIXEDMAP: u64 = 0x1000_0000;
+    pub const HUGEPAGE: u64 = 0x2000_0000;
+    pub const NOHUGEPAGE: u64 = 0x4000_0000;
+    pub const MERGEABLE: u64 = 0x8000_0000;
+}
+
+impl Area {
+    /// The area the kernel program captured with the event, decoded; `None`
+    /// when no lookup was made.
+    pub fn from_event(e: &Event) -> Option<Area> {
+        use thptrace_common::area as bit;
+        let a = &e.area;
+        if !a.looked_up() {
+            return None;
+        }
+        let range_end = e.start.wrapping_add(e.len);
+        let gap = (a.status & bit::GAP_FOUND != 0).then_some(Span {
+            start: a.gap,
+            end: range_end.max(a.gap),
+        });
+        let start_mapped = a.status & bit::START_MAPPED != 0;
+        let f = a.vm_flags;
+        let has = |b: u64| start_mapped && f & b != 0;
+        Some(Area {
+            start: a.start,
+            end: a.end,
+            mapped: a.status & bit::FULLY_MAPPED != 0,
+            unmapped: gap,
+            huge_page_size: None,
+            flags: AreaFlags {
+                locked: has(vm::LOCKED),
+                shared: has(vm::SHARED),
+                writable: has(vm::WRITE),
+                may_write: has(vm::MAYWRITE),
+                pfnmap: has(vm::PFNMAP),
+                io: has(vm::IO),
+                mixedmap: has(vm::MIXEDMAP),
+                dontexpand: has(vm::DONTEXPAND),
+                hugetlb: has(vm::HUGETLB),
+                hugepage: has(vm::HUGEPAGE),
+                nohugepage: has(vm::NOHUGEPAGE),
+                mergeable: has(vm::MERGEABLE),
+                anonymous: start_mapped && a.status & bit::HAS_OPS == 0,
+                file_backed: start_mapped && a.status & bit::FILE != 0,
+                sealed: false,
+            },
+        })
+    }
+
+    /// Whether an area contains the call's start.
+    pub fn start_mapped(&self) -> bool {
+        self.end > self.start
+    }
+
+    /// `7f06e7f30000-7f06e7f31000 rw-p anon locked nh`, in the spirit of
+    /// /proc/PID/maps and smaps; `not mapped` when no area holds the start.
+    pub fn describe(&self) -> String {
+        if !self.start_mapped() {
+            return "not mapped".to_string();
+        }
+        let f = &self.flags;
+        let mut s = format!(
+            "{:x}-{:x} r{}-{}",
+            self.start,
+            self.end,
+            if f.writable { 'w' } else { '-' },
+            if f.shared { 's' } else { 'p' }
+        );
+        s.push_str(if f.anonymous {
+            " anon"
+        } else if f.file_backed {
+            " file"
+        } else {
+            " special"
+        });
+        for (on, word) in [
+            (f.locked, "locked"),
+            (f.hugetlb, "hugetlb"),
+            (f.pfnmap, "pfnmap"),
+            (f.io, "io"),
+            (f.mixedmap, "mixedmap"),
+            (f.hugepage, "hg"),
+            (f.nohugepage, "nh"),
+            (f.mergeable, "mergeable"),
+        ] {
+            if on {
+                s.push(' ');
+                s.push_str(word);
+            }
+        }
+        if let Some(gap) = self.unmapped {
+            s.push_str(&format!("; not mapped from {:#x}", gap.start));
+        }
+        s
+    }
+}
+
 /// The `vm_flags` and kinds of an area that decide how madvise treats it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AreaFlags {
     /// VM_LOCKED (mlock).
@@ -951,14 +1058,12 @@ impl Engine<'_> {
             Some(a) if !a.mapped => {
                 let sentence = match (a.unmapped, self.range()) {
                     (Some(gap), Some(range)) => format!(
-                        "{:#x}-{:#x} ({} bytes) of the range {range} is not mapped; the mapped rest was still advised",
-                        gap.start,
-                        gap.end,
-                        gap.end.saturating_sub(gap.start)
+                        "the range {range} is not mapped at {:#x}: madvise advised what is mapped and returned ENOMEM",
+                        gap.start
                     ),
                     (Some(gap), None) => format!(
-                        "{:#x}-{:#x} of the range is not mapped; the mapped rest was still advised",
-                        gap.start, gap.end
+                        "the range is not mapped at {:#x}: madvise advised what is mapped and returned ENOMEM",
+                        gap.start
                     ),
                     (None, _) => self.unmapped_sentence(),
                 };
@@ -1705,7 +1810,7 @@ mod tests {
             single(&e),
             (
                 "range_not_mapped",
-                "0x7f06e7f32000-0x7f06e7f34000 (8192 bytes) of the range 0x7f06e7f30000-0x7f06e7f34000 is not mapped; the mapped rest was still advised"
+                "the range 0x7f06e7f30000-0x7f06e7f34000 is not mapped at 0x7f06e7f32000: madvise advised what is mapped and returned ENOMEM"
             )
         );
         // No area: the table has one reason for DONTNEED.

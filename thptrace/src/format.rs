@@ -9,10 +9,12 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::annotate::Annotation;
 use crate::clock::{Clock, LocalTime, write_rfc3339};
 use crate::decode::{advice_name, errno_message, errno_name, write_advice};
 use crate::digits::{push_hex, push_i64, push_padded, push_u64};
 use crate::event::{Event, Syscall};
+use crate::explain::{Area, Cause, ExplanationKind};
 
 /// Version of the JSON lines schema (docs/json-schema.md). Bump it when a
 /// field changes meaning or goes away; adding a field does not.
@@ -46,13 +48,20 @@ impl Formatter {
 
     /// Appends the event's line, with its newline, to `out`.
     pub fn write(&mut self, out: &mut String, event: &Event) {
+        self.write_annotated(out, event, None);
+    }
+
+    /// Appends the event's line and, with a note, its memory area and cause:
+    /// indented `area:` and `cause:` lines under the call in text, fields in
+    /// JSON.
+    pub fn write_annotated(&mut self, out: &mut String, event: &Event, note: Option<&Annotation>) {
         match self.format {
-            Format::Text => self.write_text(out, event),
-            Format::Json => self.write_json(out, event),
+            Format::Text => self.write_text(out, event, note),
+            Format::Json => self.write_json(out, event, note),
         }
     }
 
-    fn write_text(&mut self, out: &mut String, e: &Event) {
+    fn write_text(&mut self, out: &mut String, e: &Event, note: Option<&Annotation>) {
         self.local.write(out, self.clock.wall_ns(e.ts_boot_ns));
         out.push(' ');
         out.push_str(&e.comm());
@@ -72,9 +81,12 @@ impl Formatter {
             }
             None => out.push_str(" <?>\n"),
         }
+        if let Some(note) = note {
+            write_annotation(out, note);
+        }
     }
 
-    fn write_json(&mut self, out: &mut String, e: &Event) {
+    fn write_json(&mut self, out: &mut String, e: &Event, note: Option<&Annotation>) {
         let mut time = String::with_capacity(32);
         write_rfc3339(&mut time, self.clock.wall_ns(e.ts_boot_ns));
         let comm = e.comm();
@@ -103,10 +115,56 @@ impl Formatter {
             errno,
             errno_name: errno.and_then(errno_name),
             duration_ns: e.duration(),
+            area: None,
+            cause_code: None,
+            cause: None,
+            possible_causes: Vec::new(),
         };
+        let mut line = line;
+        if let Some(note) = note {
+            line.area = note.area.as_ref();
+            match &note.explanation.kind {
+                ExplanationKind::Single(c) => {
+                    line.cause_code = Some(&c.code);
+                    line.cause = Some(&c.sentence);
+                }
+                ExplanationKind::Possible(v) => line.possible_causes = v.iter().collect(),
+                ExplanationKind::Unknown => {}
+            }
+        }
         // Writing to a String cannot fail.
         out.push_str(&serde_json::to_string(&line).unwrap_or_default());
         out.push('\n');
+    }
+}
+
+/// The indented lines under a failure: its area and its cause(s).
+fn write_annotation(out: &mut String, note: &Annotation) {
+    if let Some(area) = &note.area {
+        out.push_str("    area: ");
+        out.push_str(&area.describe());
+        out.push('\n');
+    }
+    let x = &note.explanation;
+    match &x.kind {
+        ExplanationKind::Single(c) => {
+            let _ = writeln!(out, "    cause: {} [{}]", c.sentence, c.code);
+        }
+        ExplanationKind::Possible(causes) => {
+            out.push_str("    possible causes:\n");
+            for c in causes {
+                let _ = writeln!(out, "      - {} [{}]", c.sentence, c.code);
+            }
+        }
+        ExplanationKind::Unknown => {
+            let _ = writeln!(
+                out,
+                "    cause: unknown: {}",
+                x.note
+                    .as_deref()
+                    .unwrap_or("no known reason fits what the kernel reported")
+            );
+        }
     }
 }
 
@@ -202,12 +260,22 @@ struct JsonEvent<'a> {
     errno: Option<i32>,
     errno_name: Option<&'a str>,
     duration_ns: Option<u64>,
+    /// The memory area the call hit (null when not looked up).
+    area: Option<&'a Area>,
+    /// The cause, when the facts single one out.
+    cause_code: Option<&'a str>,
+    cause: Option<&'a str>,
+    /// The candidates, when they do not.
+    possible_causes: Vec<&'a Cause>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotate::Annotator;
     use crate::event::tests::sample;
+    use crate::host::HostFacts;
+    use thptrace_common::area;
 
     fn text(e: &Event) -> String {
         let mut f = Formatter::new(Format::Text, Clock { boot_epoch_ns: 0 });
@@ -266,10 +334,22 @@ mod tests {
             .find(|l| l.starts_with("{\"schema\""))
             .expect("docs/json.md has an example line");
         let documented: serde_json::Value = serde_json::from_str(example).unwrap();
+        // Like the example: a misaligned start, its area captured.
+        let mut e = sample(0x7f06e7f30001, 4096, 15, -22);
+        e.area = crate::event::AreaRaw {
+            start: 0x7f06e7f30000,
+            end: 0x7f06e7f34000,
+            vm_flags: 0x3,
+            gap: 0,
+            status: area::LOOKED_UP | area::START_MAPPED | area::FULLY_MAPPED,
+        };
+        let mut annotator = Annotator::new(HostFacts::unknown());
+        let note = annotator.annotate(&e);
         let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
         let mut s = String::new();
-        f.write(&mut s, &sample(0x7f06e7f30000, 4096, 15, -22));
+        f.write_annotated(&mut s, &e, note.as_ref());
         let real: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(real["cause_code"], "misaligned_start", "{s}");
         let (doc, real) = (documented.as_object().unwrap(), real.as_object().unwrap());
         let keys =
             |m: &serde_json::Map<String, serde_json::Value>| m.keys().cloned().collect::<Vec<_>>();

@@ -9,6 +9,8 @@
 //! - [`filter`], [`format`] and [`summary`] decide what is shown and how.
 //! - [`trace`] runs a live trace; [`cli`] is the command line.
 
+pub mod annotate;
+pub mod btf;
 pub mod callparse;
 pub mod capture;
 pub mod check;

@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use crate::decode::{advice_name, errno_name};
 use crate::event::{COMM_MAX, Event, KernelCounters, Syscall, comm_str};
+use crate::explain::{Explanation, ExplanationKind};
 use thptrace_common::COMM_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,16 +17,19 @@ struct Key {
     advice: i32,
     /// 0 for success.
     errno: i32,
+    /// Index into `Summary::causes` of the cause (0: none known).
+    cause: u16,
 }
 
 /// Counts events as they are shown.
-#[derive(Default)]
 pub struct Summary {
     counts: HashMap<Key, u64>,
     /// Runs of events with the same key (the usual case in a burst) are
     /// counted here before they reach the map, which saves hashing each one.
     run: Option<(Key, u64)>,
     events: u64,
+    /// Cause codes seen; index 0 is "no single cause".
+    causes: Vec<String>,
 }
 
 /// One row of the summary.
@@ -37,15 +41,51 @@ pub struct Row {
     pub advice: i32,
     /// `None` for calls that succeeded.
     pub errno: Option<i32>,
+    /// The cause code when the events' explanation named one, `possible`
+    /// when it listed several.
+    pub cause: Option<String>,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            counts: HashMap::new(),
+            run: None,
+            events: 0,
+            causes: vec![String::new()],
+        }
+    }
 }
 
 impl Summary {
     pub fn add(&mut self, e: &Event) {
+        self.add_with_cause(e, None);
+    }
+
+    /// Counts an event under its explanation's cause as well.
+    pub fn add_with_cause(&mut self, e: &Event, explanation: Option<&Explanation>) {
+        let code = explanation.map(|x| match &x.kind {
+            ExplanationKind::Single(c) => c.code.as_str(),
+            ExplanationKind::Possible(_) => "possible",
+            ExplanationKind::Unknown => "unknown",
+        });
+        let cause = match code {
+            None => 0,
+            Some(code) => match self.causes.iter().position(|c| c == code) {
+                Some(i) => i as u16,
+                None if self.causes.len() < u16::MAX as usize => {
+                    self.causes.push(code.to_string());
+                    (self.causes.len() - 1) as u16
+                }
+                None => 0,
+            },
+        };
         let key = Key {
             comm: e.comm,
             syscall: e.syscall,
             advice: e.advice,
             errno: e.errno().unwrap_or(0),
+            cause,
         };
         self.events += 1;
         match &mut self.run {
@@ -78,6 +118,7 @@ impl Summary {
                 syscall: k.syscall,
                 advice: k.advice,
                 errno: (k.errno != 0).then_some(k.errno),
+                cause: (k.cause != 0).then(|| self.causes[k.cause as usize].clone()),
             })
             .collect()
     }
@@ -90,11 +131,12 @@ impl Summary {
         if self.events > 0 {
             let _ = writeln!(
                 out,
-                "{:>9}  {:<w$}  {:<15}  {:<20}  RESULT",
+                "{:>9}  {:<w$}  {:<15}  {:<20}  {:<8}  CAUSE",
                 "COUNT",
                 "COMM",
                 "SYSCALL",
                 "ADVICE",
+                "RESULT",
                 w = COMM_MAX
             );
             for row in self.rows() {
@@ -106,11 +148,12 @@ impl Summary {
                 };
                 let _ = writeln!(
                     out,
-                    "{:>9}  {:<w$}  {:<15}  {:<20}  {result}",
+                    "{:>9}  {:<w$}  {:<15}  {:<20}  {result:<8}  {}",
                     row.count,
                     row.comm,
                     row.syscall.name(),
                     advice,
+                    row.cause.as_deref().unwrap_or("-"),
                     w = COMM_MAX
                 );
             }
@@ -177,7 +220,7 @@ mod tests {
         assert!(text.contains("EINVAL"), "{text}");
         assert!(
             text.lines()
-                .any(|l| l.contains("MADV_NORMAL") && l.ends_with("ok")),
+                .any(|l| l.contains("MADV_NORMAL") && l.contains(" ok ")),
             "{text}"
         );
         assert!(text.contains("10 calls from traced processes, 5 failed, 4 events sent, 1 lost"));

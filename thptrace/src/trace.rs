@@ -9,12 +9,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
+use std::path::Path;
+
+use crate::annotate::Annotator;
 use crate::child;
 use crate::cli::TraceArgs;
 use crate::clock::Clock;
 use crate::event::{Event, KernelCounters};
 use crate::filter::Filters;
 use crate::format::Formatter;
+use crate::host::HostFacts;
 use crate::probe::{Probe, ProbeConfig};
 use crate::setup;
 use crate::summary::Summary;
@@ -82,6 +86,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     let mut shown = Shown {
         output: Output::open(&args)?,
         formatter: Formatter::new(args.format, Clock::host()),
+        annotator: (!args.brief).then(|| Annotator::new(HostFacts::read(Path::new("/")))),
         summary: Summary::default(),
         filters: filters.clone(),
         limit: args.count.unwrap_or(u64::MAX),
@@ -186,6 +191,8 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
 struct Shown {
     output: Output,
     formatter: Formatter,
+    /// Areas and causes (off with `--brief`).
+    annotator: Option<Annotator>,
     summary: Summary,
     filters: Filters,
     limit: u64,
@@ -198,10 +205,13 @@ impl Shown {
         }
         let out = &mut self.output;
         out.line.clear();
-        self.formatter.write(&mut out.line, e);
+        let note = self.annotator.as_mut().and_then(|a| a.annotate(e));
+        self.formatter
+            .write_annotated(&mut out.line, e, note.as_ref());
         // A closed pipe (thptrace | head) is not worth an error per event.
         let _ = out.sink.write_all(out.line.as_bytes());
-        self.summary.add(e);
+        self.summary
+            .add_with_cause(e, note.as_ref().map(|n| n.explanation.as_ref()));
     }
 
     /// `--count` reached.

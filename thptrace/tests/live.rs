@@ -107,6 +107,7 @@ fn assert_event_is(event: &Value, call: &Value, pid: u64) {
         9 => "MADV_REMOVE".into(),
         15 => "MADV_NOHUGEPAGE".into(),
         20 => "MADV_COLD".into(),
+        18 => "MADV_WIPEONFORK".into(),
         other => panic!("unexpected advice {other}"),
     };
     assert_eq!(event["advice_name"], advice_name, "{ctx}");
@@ -322,7 +323,7 @@ fn text_output_reads_like_strace() {
     let status = Command::new(THPTRACE)
         .arg("-o")
         .arg(&out)
-        .args(["--no-summary", "--", SCENARIOS, "failures"])
+        .args(["--no-summary", "--brief", "--", SCENARIOS, "failures"])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -347,6 +348,83 @@ fn text_output_reads_like_strace() {
         "{}",
         lines[5]
     );
+}
+
+#[test]
+fn annotates_each_failure_with_its_area_and_cause() {
+    let run = trace_command(&[], &["failures", "shared-file"]);
+    let scenario = run.scenario();
+    let failures = scenario.failures();
+    let events = of_pid(events(&run.out), scenario.pid);
+    assert_events_are(&events, &failures, scenario.pid);
+    let expected = [
+        ("advice_unknown_to_kernel", "anon"),
+        ("misaligned_start", "anon"),
+        ("range_not_mapped", "unmapped"),
+        ("remove_on_private", "anon"),
+        ("area_locked", "locked"),
+        ("process_madvise_flags", "anon"),
+        ("wipeonfork_on_shared_or_file", "shared-file"),
+    ];
+    assert_eq!(events.len(), expected.len());
+    for (e, (code, kind)) in events.iter().zip(expected) {
+        let ctx = format!("{e:#}");
+        assert_eq!(e["cause_code"], code, "{ctx}");
+        assert!(e["cause"].as_str().is_some_and(|c| !c.is_empty()), "{ctx}");
+        assert_eq!(e["possible_causes"], serde_json::json!([]), "{ctx}");
+        let area = &e["area"];
+        let flags = &area["flags"];
+        let start = e["start"].as_u64().unwrap();
+        if kind == "unmapped" {
+            assert_eq!(area["mapped"], false, "{ctx}");
+            assert_eq!(area["end"], 0, "{ctx}");
+            assert_eq!(area["unmapped"]["start"], start, "{ctx}");
+            continue;
+        }
+        let (a_start, a_end) = (
+            area["start"].as_u64().unwrap(),
+            area["end"].as_u64().unwrap(),
+        );
+        assert!(
+            a_start <= start && start < a_end,
+            "the area does not hold the start: {ctx}"
+        );
+        assert_eq!(area["mapped"], true, "{ctx}");
+        assert_eq!(flags["writable"], true, "{ctx}");
+        assert_eq!(flags["locked"], kind == "locked", "{ctx}");
+        assert_eq!(flags["shared"], kind == "shared-file", "{ctx}");
+        assert_eq!(flags["file_backed"], kind == "shared-file", "{ctx}");
+        assert_eq!(flags["anonymous"], kind != "shared-file", "{ctx}");
+    }
+}
+
+#[test]
+fn text_output_explains_under_each_call() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.txt");
+    let status = Command::new(THPTRACE)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-summary", "--", SCENARIOS, "failures"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Each call, then its area, then its cause.
+    assert_eq!(lines.len(), 18, "{text}");
+    assert!(lines[12].contains("MADV_DONTNEED) = -1 EINVAL"), "{text}");
+    assert!(
+        lines[13].starts_with("    area: ") && lines[13].ends_with(" rw-p anon locked"),
+        "{text}"
+    );
+    assert!(
+        lines[14].starts_with("    cause: ") && lines[14].ends_with("[area_locked]"),
+        "{text}"
+    );
+    assert_eq!(lines[7], "    area: not mapped", "{text}");
 }
 
 #[test]

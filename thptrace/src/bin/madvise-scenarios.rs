@@ -12,6 +12,8 @@
 //!   failures        the failing calls thptrace's tests expect
 //!   successes       calls that succeed (must not be reported without --all)
 //!   thread          one failing call from a second thread
+//!   shared-file     MADV_WIPEONFORK on a shared file mapping (EINVAL: only
+//!                   private anonymous memory can be wiped on fork)
 //!   nohugepage      what CRIU's restorer does for a thread stack:
 //!                   madvise(page-aligned private anonymous area, MADV_NOHUGEPAGE)
 //!   loop-fail N     N back-to-back failing calls (advice 9999); prints the
@@ -277,6 +279,46 @@ fn thread(r: &mut Report) {
     r.call_from(tid, "madvise", area, ps, INVALID_ADVICE, ret, 0, 0, -1);
 }
 
+fn shared_file(r: &mut Report) {
+    let ps = page_size();
+    let path = std::env::temp_dir().join(format!("madvise-scenarios-{}", std::process::id()));
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("creating a file in the temporary directory");
+    file.set_len(2 * ps as u64).unwrap();
+    let _ = std::fs::remove_file(&path);
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh shared mapping of our own file.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * ps,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        p,
+        libc::MAP_FAILED,
+        "mmap failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let area = p as usize;
+    r.call(
+        "madvise",
+        area,
+        ps,
+        libc::MADV_WIPEONFORK,
+        madvise(area, ps, libc::MADV_WIPEONFORK),
+    );
+}
+
 fn nohugepage(r: &mut Report) {
     let ps = page_size();
     let area = map(8);
@@ -339,6 +381,7 @@ fn main() {
             "successes" => successes(&mut r),
             "thread" => thread(&mut r),
             "nohugepage" => nohugepage(&mut r),
+            "shared-file" => shared_file(&mut r),
             "loop-fail" | "loop-ok" | "loop-other" => {
                 let n = args
                     .get(i + 1)
@@ -355,7 +398,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, nohugepage, loop-fail N, loop-ok N, loop-other N"
+                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, shared-file, nohugepage, loop-fail N, loop-ok N, loop-other N"
                 );
                 std::process::exit(2);
             }

@@ -241,6 +241,8 @@ pub fn decode_event(b: &[u8]) -> Option<Event> {
         comm,
         syscall,
         iovec_unreadable: b[105] & EVENT_BIT_IOVEC_UNREADABLE != 0,
+        // Areas travel in their own AREA record (not written yet).
+        area: crate::event::AreaRaw::NONE,
     })
 }
 

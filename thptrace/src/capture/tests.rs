@@ -60,6 +60,7 @@ fn extreme_events() -> Vec<Event> {
         flags: u32::MAX,
         iovec_unreadable: true,
         ret: i64::MAX,
+        area: crate::event::AreaRaw::NONE,
     };
     let min = Event {
         ts_boot_ns: 0,
@@ -80,6 +81,7 @@ fn extreme_events() -> Vec<Event> {
         flags: 0,
         iovec_unreadable: false,
         ret: i64::MIN,
+        area: crate::event::AreaRaw::NONE,
     };
     // Each field distinct, so a swapped pair of offsets would show.
     let distinct = Event {
@@ -101,6 +103,7 @@ fn extreme_events() -> Vec<Event> {
         flags: 0xb1b2_b3b4,
         iovec_unreadable: true,
         ret: -22,
+        area: crate::event::AreaRaw::NONE,
     };
     let mut criu = sample(0x7f06_e7f3_0000, 4096, 15, -22);
     criu.comm = comm_from_str("criu");

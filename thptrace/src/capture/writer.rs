@@ -399,6 +399,7 @@ pub fn synthetic_event(i: u64) -> Event {
         flags: 0,
         iovec_unreadable: false,
         ret: RET[(i % 3) as usize],
+        area: crate::event::AreaRaw::NONE,
     }
 }
 

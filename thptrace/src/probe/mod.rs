@@ -118,10 +118,43 @@ impl Probe {
             nr_cpus: aya::util::nr_cpus()
                 .map_err(|(path, e)| anyhow!("reading the number of CPUs from {path}: {e}"))?
                 as u32,
+            ..Config::default()
         };
+        let config = match vma_offsets() {
+            Ok(with_offsets) => Config {
+                flags: config.flags | flags::AREA,
+                ..with_offsets(config)
+            },
+            Err(why) => {
+                notices.push(format!("events carry no memory-area details: {why}"));
+                config
+            }
+        };
+        match Self::open(cfg, &config, buffer_size, notices.clone()) {
+            Err(e) if config.flags & flags::AREA != 0 => {
+                // Kernels before 5.17 have no bpf_find_vma: trace without areas.
+                notices.push(format!(
+                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma, Linux 5.17 or later): {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ));
+                let config = Config {
+                    flags: config.flags & !flags::AREA,
+                    ..config
+                };
+                Self::open(cfg, &config, buffer_size, notices)
+            }
+            other => other,
+        }
+    }
 
+    fn open(
+        cfg: &ProbeConfig,
+        config: &Config,
+        buffer_size: u32,
+        mut notices: Vec<String>,
+    ) -> Result<Probe> {
         let mut ebpf = EbpfLoader::new()
-            .override_global("CONFIG", &config, true)
+            .override_global("CONFIG", config, true)
             .map_max_entries("EVENTS", buffer_size)
             .load(OBJECT)
             .map_err(|e| anyhow!(crate::setup::explain_load_error(&e)))?;
@@ -293,6 +326,31 @@ fn drain_ring(ring: &mut Ring, sink: &mut impl FnMut(&Event)) -> usize {
             let raw = unsafe { std::ptr::read_unaligned(record.as_ptr() as *const RawEvent) };
             sink(&Event::from_raw(&raw));
         }
+    })
+}
+
+/// Reads where `vm_area_struct` keeps the fields the kernel programs read,
+/// from the running kernel's BTF; returns a function that puts them in a
+/// [`Config`].
+fn vma_offsets() -> Result<impl FnOnce(Config) -> Config, String> {
+    let path = crate::setup::KERNEL_BTF;
+    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    let btf = crate::btf::Btf::parse(&data).map_err(|e| format!("{path}: {e}"))?;
+    let names = ["vm_start", "vm_end", "vm_flags", "vm_file", "vm_ops"];
+    let offsets = btf
+        .offsets("vm_area_struct", &names)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut got = [0u32; 5];
+    for (i, (off, name)) in offsets.iter().zip(names).enumerate() {
+        got[i] = off.ok_or_else(|| format!("{path}: struct vm_area_struct has no {name}"))?;
+    }
+    Ok(move |c: Config| Config {
+        vma_start_off: got[0],
+        vma_end_off: got[1],
+        vma_flags_off: got[2],
+        vma_file_off: got[3],
+        vma_ops_off: got[4],
+        ..c
     })
 }
 
