@@ -69,10 +69,16 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     util::step("cargo test (unit tests, and integration tests that load the kernel programs)");
-    util::run(
-        util::cargo()
-            .current_dir(&root)
-            .args(["test", "--workspace", "--no-fail-fast"]),
-    )?;
+    let (passed, failed) = util::run_counting_tests(util::cargo().current_dir(&root).args([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+    ]))?;
+    // One closing line for the whole suite: cargo's own last line is that
+    // of whichever test binary ran last (often one with no tests).
+    println!("tests: {passed} passed, {failed} failed");
+    if failed > 0 {
+        anyhow::bail!("{failed} tests failed");
+    }
     Ok(())
 }

@@ -71,6 +71,41 @@ pub fn output(c: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs `cargo test`, passing its output through, and adds up its
+/// `test result:` lines: (passed, failed).
+pub fn run_counting_tests(c: &mut Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let what = describe(c);
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{what}`"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            // "ok. 116 passed; 0 failed; 2 ignored; ..."
+            let count = |word: &str| -> u64 {
+                rest.split("; ")
+                    .find_map(|part| {
+                        let mut words = part.rsplit(' ');
+                        let (w, n) = (words.next()?, words.next()?);
+                        (w == word).then(|| n.parse().ok()).flatten()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count("passed");
+            failed += count("failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && failed == 0 {
+        bail!("`{what}` failed ({status}) before running all tests");
+    }
+    Ok((passed, failed))
+}
+
 pub fn step(what: &str) {
     eprintln!("\n==> {what}");
 }
