@@ -204,34 +204,10 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A size with an optional k/M/G suffix (powers of 1024): `64M`, `512k`, `4096`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size: write it like 64M, 512k or 1G"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "`{other}` is not a size unit: use k, M or G (powers of 1024)"
-            ));
-        }
-    };
-    n.checked_mul(scale)
-        .filter(|&v| v > 0)
-        .ok_or_else(|| format!("`{s}`: a size must be more than zero and fit in 64 bits"))
-}
-
 /// The ring buffer must be a power of two and a multiple of the page size
 /// (the kernel refuses anything else).
 fn buffer_size(s: &str) -> Result<u32, String> {
-    let n = parse_size(s)?;
+    let n = crate::capture::parse_size(s).map_err(|e| e.to_string())?;
     if !n.is_power_of_two() || !(4096..=(1 << 30)).contains(&n) {
         return Err(format!(
             "`{s}`: the ring buffer size must be a power of two from 4k to 1G, e.g. 16M, 64M or 256M"
@@ -263,11 +239,6 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("512k"), Ok(512 << 10));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("0").is_err());
         assert_eq!(buffer_size("16M"), Ok(16 << 20));
         assert!(buffer_size("3M").is_err());
         assert!(buffer_size("1k").is_err());
