@@ -70,7 +70,7 @@ pub struct Event {
 
 /// The memory area containing a call's start, as the kernel program read it
 /// (`vm_area_struct`); [`crate::explain::Area::from_event`] decodes it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AreaRaw {
     pub start: u64,
     pub end: u64,

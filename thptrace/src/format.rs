@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::annotate::Annotation;
 use crate::clock::{Clock, LocalTime, write_rfc3339};
 use crate::decode::{advice_name, errno_message, errno_name, write_advice};
@@ -35,6 +37,10 @@ pub struct Formatter {
     format: Format,
     clock: Clock,
     local: LocalTime,
+    /// The thread and annotation of the last annotated text line: a thread
+    /// repeating one failure gets its area and cause lines once, not for
+    /// every call of a burst.
+    last_note: Option<(u32, Arc<Annotation>)>,
 }
 
 impl Formatter {
@@ -43,6 +49,7 @@ impl Formatter {
             format,
             clock,
             local: LocalTime::default(),
+            last_note: None,
         }
     }
 
@@ -52,16 +59,21 @@ impl Formatter {
     }
 
     /// Appends the event's line and, with a note, its memory area and cause:
-    /// indented `area:` and `cause:` lines under the call in text, fields in
-    /// JSON.
-    pub fn write_annotated(&mut self, out: &mut String, event: &Event, note: Option<&Annotation>) {
+    /// indented `area:` and `cause:` lines under the call in text (not
+    /// repeated for a thread's run of identical failures), fields in JSON.
+    pub fn write_annotated(
+        &mut self,
+        out: &mut String,
+        event: &Event,
+        note: Option<&Arc<Annotation>>,
+    ) {
         match self.format {
             Format::Text => self.write_text(out, event, note),
             Format::Json => self.write_json(out, event, note),
         }
     }
 
-    fn write_text(&mut self, out: &mut String, e: &Event, note: Option<&Annotation>) {
+    fn write_text(&mut self, out: &mut String, e: &Event, note: Option<&Arc<Annotation>>) {
         self.local.write(out, self.clock.wall_ns(e.ts_boot_ns));
         out.push(' ');
         out.push_str(&e.comm());
@@ -82,11 +94,15 @@ impl Formatter {
             None => out.push_str(" <?>\n"),
         }
         if let Some(note) = note {
-            write_annotation(out, note);
+            let repeat = matches!(&self.last_note, Some((tid, last)) if *tid == e.tid && Arc::ptr_eq(last, note));
+            if !repeat {
+                out.push_str(&note.text);
+                self.last_note = Some((e.tid, note.clone()));
+            }
         }
     }
 
-    fn write_json(&mut self, out: &mut String, e: &Event, note: Option<&Annotation>) {
+    fn write_json(&mut self, out: &mut String, e: &Event, note: Option<&Arc<Annotation>>) {
         let mut time = String::with_capacity(32);
         write_rfc3339(&mut time, self.clock.wall_ns(e.ts_boot_ns));
         let comm = e.comm();
@@ -135,36 +151,6 @@ impl Formatter {
         // Writing to a String cannot fail.
         out.push_str(&serde_json::to_string(&line).unwrap_or_default());
         out.push('\n');
-    }
-}
-
-/// The indented lines under a failure: its area and its cause(s).
-fn write_annotation(out: &mut String, note: &Annotation) {
-    if let Some(area) = &note.area {
-        out.push_str("    area: ");
-        out.push_str(&area.describe());
-        out.push('\n');
-    }
-    let x = &note.explanation;
-    match &x.kind {
-        ExplanationKind::Single(c) => {
-            let _ = writeln!(out, "    cause: {} [{}]", c.sentence, c.code);
-        }
-        ExplanationKind::Possible(causes) => {
-            out.push_str("    possible causes:\n");
-            for c in causes {
-                let _ = writeln!(out, "      - {} [{}]", c.sentence, c.code);
-            }
-        }
-        ExplanationKind::Unknown => {
-            let _ = writeln!(
-                out,
-                "    cause: unknown: {}",
-                x.note
-                    .as_deref()
-                    .unwrap_or("no known reason fits what the kernel reported")
-            );
-        }
     }
 }
 
@@ -322,6 +308,26 @@ mod tests {
     fn success_shows_the_return_value() {
         let e = sample(0x1000, 4096, 0, 0);
         assert!(text(&e).contains("madvise(0x1000, 4096, MADV_NORMAL) = 0 <"));
+    }
+
+    #[test]
+    fn a_threads_repeated_failure_is_explained_once() {
+        let mut annotator = Annotator::new(HostFacts::unknown());
+        let mut f = Formatter::new(Format::Text, Clock { boot_epoch_ns: 0 });
+        let e = sample(0x7f06e7f30001, 4096, 15, -22);
+        let mut lines = |e: &Event| {
+            let note = annotator.annotate(e);
+            let mut s = String::new();
+            f.write_annotated(&mut s, e, note.as_ref());
+            s.lines().count()
+        };
+        assert_eq!(lines(&e), 2, "the call and its cause");
+        assert_eq!(lines(&e), 1, "the same failure again: the call alone");
+        let mut other_thread = e;
+        other_thread.tid += 1;
+        assert_eq!(lines(&other_thread), 2);
+        assert_eq!(lines(&sample(0x1000, 4096, 9999, -22)), 2);
+        assert_eq!(lines(&e), 2, "after another failure it is explained again");
     }
 
     /// The first example in docs/json.md has exactly the fields, with the

@@ -31,6 +31,11 @@ enum Stop {
     Duration,
     /// The traced command exited with this status.
     Command(i32),
+    /// The reader of our output went away (`thptrace | head`).
+    OutputClosed,
+    /// Writing the output failed (disk full, ...): stop rather than drop
+    /// events without saying so.
+    OutputFailed,
 }
 
 /// Where event lines go: buffered, flushed after each batch so a person
@@ -90,6 +95,8 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         summary: Summary::default(),
         filters: filters.clone(),
         limit: args.count.unwrap_or(u64::MAX),
+        closed: false,
+        write_error: None,
     };
 
     let running = if args.command.is_empty() {
@@ -138,9 +145,9 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         tokio::select! {
             batch = probe.next_batch(|e| shown.show(e)) => {
                 batch?;
-                shown.flush()?;
-                if shown.full() {
-                    break Stop::Count;
+                shown.flush();
+                if let Some(stop) = shown.stop() {
+                    break stop;
                 }
             }
             status = &mut child_exit => break Stop::Command(status?),
@@ -150,9 +157,9 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             log = crate::probe::forward_kernel_log(&mut kernel_log) => log?,
             _ = drain.tick() => {
                 if probe.drain(|e| shown.show(e)) > 0 {
-                    shown.flush()?;
-                    if shown.full() {
-                        break Stop::Count;
+                    shown.flush();
+                    if let Some(stop) = shown.stop() {
+                        break stop;
                     }
                 }
             }
@@ -170,7 +177,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     };
     // Whatever the kernel wrote before we stopped is still shown.
     probe.drain(|e| shown.show(e));
-    shown.flush()?;
+    shown.flush();
     let counters = probe.counters()?;
     drop(probe);
     log::info!("detached: {stop:?}");
@@ -179,6 +186,16 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         eprint!(
             "{}",
             render_summary(&shown.summary, &counters, &args, &filters)
+        );
+    }
+    if let Some(e) = shown.write_error.take() {
+        let place = args.output.as_ref().map_or_else(
+            || "standard output".to_string(),
+            |p| p.display().to_string(),
+        );
+        anyhow::bail!(
+            "writing the trace to {place} failed: {e}; the {} calls before it were written, later ones were not (the summary above counts what was shown); free space or choose another --output",
+            shown.summary.events()
         );
     }
     Ok(match stop {
@@ -196,11 +213,15 @@ struct Shown {
     summary: Summary,
     filters: Filters,
     limit: u64,
+    /// The reader of our output is gone.
+    closed: bool,
+    /// Writing failed for another reason.
+    write_error: Option<io::Error>,
 }
 
 impl Shown {
     fn show(&mut self, e: &Event) {
-        if self.full() || !self.filters.matches_after_kernel(e) {
+        if self.stop().is_some() || !self.filters.matches_after_kernel(e) {
             return;
         }
         let out = &mut self.output;
@@ -208,21 +229,38 @@ impl Shown {
         let note = self.annotator.as_mut().and_then(|a| a.annotate(e));
         self.formatter
             .write_annotated(&mut out.line, e, note.as_ref());
-        // A closed pipe (thptrace | head) is not worth an error per event.
-        let _ = out.sink.write_all(out.line.as_bytes());
+        if let Err(e) = out.sink.write_all(out.line.as_bytes()) {
+            self.write_failed(e);
+            return;
+        }
         self.summary
-            .add_with_cause(e, note.as_ref().map(|n| n.explanation.as_ref()));
+            .add_with_cause(e, note.as_ref().map(|n| &n.explanation));
     }
 
-    /// `--count` reached.
-    fn full(&self) -> bool {
-        self.summary.events() >= self.limit
+    /// Whether showing must stop: `--count` reached, or the output gone.
+    fn stop(&self) -> Option<Stop> {
+        if self.write_error.is_some() {
+            Some(Stop::OutputFailed)
+        } else if self.closed {
+            Some(Stop::OutputClosed)
+        } else if self.summary.events() >= self.limit {
+            Some(Stop::Count)
+        } else {
+            None
+        }
     }
 
-    fn flush(&mut self) -> Result<()> {
-        match self.output.sink.flush() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.context("writing the trace output"),
+    fn write_failed(&mut self, e: io::Error) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            self.closed = true;
+        } else if self.write_error.is_none() {
+            self.write_error = Some(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.output.sink.flush() {
+            self.write_failed(e);
         }
     }
 }

@@ -718,6 +718,22 @@ fn bad_input_gets_a_clear_error() {
 }
 
 #[test]
+fn a_failing_output_stops_the_trace_loudly() {
+    require_root();
+    let out = Command::new(THPTRACE)
+        .args(["-o", "/dev/full", "--", SCENARIOS, "failures"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("writing the trace to /dev/full failed") && err.contains("No space left"),
+        "{err}"
+    );
+}
+
+#[test]
 fn without_privileges_says_what_to_do() {
     // setpriv (util-linux) drops to nobody with no capabilities.
     let out = Command::new("setpriv")
