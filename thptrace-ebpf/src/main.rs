@@ -196,10 +196,9 @@ mod programs {
     fn exit<C: EbpfContext>(ctx: &C, which: u32, ret: i64) {
         let cfg = config();
         let pid_tgid = bpf_get_current_pid_tgid();
-        let now = unsafe { bpf_ktime_get_boot_ns() };
         // Before the filters: every thread's stamp is taken back, so none is
         // left for a later thread with a reused id.
-        let duration = take_duration(&cfg, pid_tgid as u32, now);
+        let entry_ns = take_stamp(&cfg, pid_tgid as u32);
         if !admitted(&cfg, pid_tgid) {
             return;
         }
@@ -218,27 +217,30 @@ mod programs {
             return;
         }
         // Only calls that will be reported get this far.
+        // Only reported calls read the clock.
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        let duration = match entry_ns {
+            Some(t) if t != 0 && t <= now => now - t,
+            _ => NO_DURATION,
+        };
         report(ctx, &cfg, which, pid_tgid, ret, now, duration);
     }
 
-    /// This call's duration, if this CPU's stamp is this thread's; clears the
-    /// thread's stamp wherever it is, so a later call cannot take it.
+    /// This call's entry time, if this CPU's stamp is this thread's; clears
+    /// the thread's stamp wherever it is, so a later call cannot take it.
     #[inline(always)]
-    fn take_duration(cfg: &Config, tid: u32, now: u64) -> u64 {
+    fn take_stamp(cfg: &Config, tid: u32) -> Option<u64> {
         if let Some(state) = CPU_STATE.get_ptr_mut(0) {
             // SAFETY: per-CPU slot; programs do not migrate CPUs.
             let state = unsafe { &mut *state };
             if state.entry_tid == tid {
                 state.entry_tid = 0;
-                if state.entry_ns != 0 && state.entry_ns <= now {
-                    return now - state.entry_ns;
-                }
-                return NO_DURATION;
+                return Some(state.entry_ns);
             }
         }
         // The call moved between CPUs: its stamp, if any, is on another one.
         clear_stamps(cfg, tid);
-        NO_DURATION
+        None
     }
 
     /// The most CPUs `clear_stamps` looks at (a bound for the verifier).

@@ -56,6 +56,9 @@ impl Tracer {
 struct Samples {
     ok_ns: Vec<f64>,
     fail_ns: Vec<f64>,
+    /// Another system call (getppid): what the tracer costs the rest of the
+    /// host.
+    other_ns: Vec<f64>,
 }
 
 /// What one thptrace round saw.
@@ -175,17 +178,19 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Runs the two loops; returns (pid, ok ns/call, fail ns/call).
-fn run_loops(scenarios: &Path, calls: u64) -> Result<(u32, f64, f64)> {
+/// Runs the three loops; returns (pid, ok, fail, other ns/call).
+fn run_loops(scenarios: &Path, calls: u64) -> Result<(u32, f64, f64, f64)> {
     let out = output(
         Command::new(scenarios)
             .arg("loop-ok")
             .arg(calls.to_string())
             .arg("loop-fail")
+            .arg(calls.to_string())
+            .arg("loop-other")
             .arg(calls.to_string()),
     )?;
     let mut pid = 0;
-    let (mut ok, mut fail) = (f64::NAN, f64::NAN);
+    let (mut ok, mut fail, mut other) = (f64::NAN, f64::NAN, f64::NAN);
     for line in out.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
         if let Some(p) = v["pid"].as_u64() {
@@ -194,10 +199,11 @@ fn run_loops(scenarios: &Path, calls: u64) -> Result<(u32, f64, f64)> {
         match v["loop"].as_str() {
             Some("ok") => ok = v["ns_per_call"].as_f64().unwrap_or(f64::NAN),
             Some("fail") => fail = v["ns_per_call"].as_f64().unwrap_or(f64::NAN),
+            Some("other") => other = v["ns_per_call"].as_f64().unwrap_or(f64::NAN),
             _ => {}
         }
     }
-    Ok((pid, ok, fail))
+    Ok((pid, ok, fail, other))
 }
 
 fn ensure_bpftrace() -> Result<()> {
@@ -260,9 +266,10 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             };
             let tracer_pid = running.as_ref().map(|r| r.child.id());
-            let (pid, ok, fail) = run_loops(&scenarios, args.calls)?;
+            let (pid, ok, fail, other) = run_loops(&scenarios, args.calls)?;
             samples[i].ok_ns.push(ok);
             samples[i].fail_ns.push(fail);
+            samples[i].other_ns.push(other);
             let (rss, cpu) = tracer_pid
                 .map(|p| {
                     (
@@ -298,7 +305,7 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             }
             eprintln!(
-                "{:<48} ok {ok:8.1} ns/call   fail {fail:8.1} ns/call",
+                "{:<48} ok {ok:8.1}   fail {fail:8.1}   other {other:8.1} ns/call",
                 tracer.name()
             );
         }
@@ -327,6 +334,7 @@ fn render(
     use std::fmt::Write;
     let base_ok = median(&samples[0].ok_ns);
     let base_fail = median(&samples[0].fail_ns);
+    let base_other = median(&samples[0].other_ns);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -335,26 +343,28 @@ fn render(
     );
     let _ = writeln!(
         s,
-        "| tracer | succeeding call | added | failing call | added |\n|---|---|---|---|---|"
+        "| tracer | succeeding madvise | added | failing madvise | added | other syscall (getppid) | added |\n|---|---|---|---|---|---|---|"
     );
     let mut added = Vec::new();
     for (t, smp) in tracers.iter().zip(samples) {
         let ok = median(&smp.ok_ns);
         let fail = median(&smp.fail_ns);
+        let other = median(&smp.other_ns);
         added.push((ok - base_ok, fail - base_fail));
         let plus = |v: f64| {
             if *t == Tracer::None {
                 "".to_string()
             } else {
-                format!("+{v:.0} ns")
+                format!("{v:+.0} ns")
             }
         };
         let _ = writeln!(
             s,
-            "| {} | {ok:.0} ns | {} | {fail:.0} ns | {} |",
+            "| {} | {ok:.0} ns | {} | {fail:.0} ns | {} | {other:.0} ns | {} |",
             t.name(),
             plus(ok - base_ok),
-            plus(fail - base_fail)
+            plus(fail - base_fail),
+            plus(other - base_other)
         );
     }
     let (th, bt) = (added[1], added[2]);
