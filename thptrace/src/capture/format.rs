@@ -3,7 +3,7 @@
 //! writer, the reader and the tests. docs/capture-format.md is the prose
 //! version of this file; change both together.
 
-use crate::event::{Event, Syscall};
+use crate::event::{Event, KernelCounters, Syscall};
 
 /// First eight bytes of every capture file. The high-bit first byte and the
 /// `\r\n` catch a file mangled by a 7-bit or line-ending-converting transfer,
@@ -83,8 +83,38 @@ pub struct Counters {
     pub lost: u64,
     /// Calls that returned -ERESTART* and will run again.
     pub restarts: u64,
-    /// Exits with no matching entry (the tracer attached mid-call).
-    pub missed: u64,
+    /// Events whose call's duration is unknown (`duration_ns` is
+    /// `thptrace_common::NO_DURATION`): the call slept while another
+    /// madvise ran on its CPU, or the tracer attached mid-call. Same meaning
+    /// as [`crate::event::KernelCounters::no_duration`].
+    pub no_duration: u64,
+}
+
+impl Counters {
+    /// A snapshot of the kernel counters taken at `ts_boot_ns`.
+    pub fn snapshot(ts_boot_ns: u64, k: &KernelCounters) -> Counters {
+        Counters {
+            ts_boot_ns,
+            calls: k.calls,
+            failures: k.failures,
+            sent: k.sent,
+            lost: k.lost,
+            restarts: k.restarts,
+            no_duration: k.no_duration,
+        }
+    }
+
+    /// The counters without their time stamp, as the summary shows them.
+    pub fn kernel(&self) -> KernelCounters {
+        KernelCounters {
+            calls: self.calls,
+            failures: self.failures,
+            sent: self.sent,
+            lost: self.lost,
+            restarts: self.restarts,
+            no_duration: self.no_duration,
+        }
+    }
 }
 
 /// The end-of-file marker.
@@ -253,7 +283,7 @@ pub fn encode_counters(c: &Counters) -> [u8; COUNTERS_LEN] {
         c.sent,
         c.lost,
         c.restarts,
-        c.missed,
+        c.no_duration,
     ];
     for (i, v) in fields.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
@@ -270,7 +300,7 @@ pub fn decode_counters(b: &[u8]) -> Option<Counters> {
         sent: u64_at(b, 24),
         lost: u64_at(b, 32),
         restarts: u64_at(b, 40),
-        missed: u64_at(b, 48),
+        no_duration: u64_at(b, 48),
     })
 }
 

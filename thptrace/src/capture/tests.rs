@@ -124,7 +124,7 @@ fn small_capture(dir: &TempDir) -> (PathBuf, Vec<Event>, Counters) {
         sent: 3,
         lost: 4,
         restarts: 5,
-        missed: u64::MAX,
+        no_duration: u64::MAX,
     };
     for e in &events[..2] {
         w.write_event(e).unwrap();
@@ -198,6 +198,51 @@ fn every_event_field_round_trips_through_a_file() {
     assert!(r.damage().is_none());
     assert_eq!(r.stats().events, 4);
     assert_eq!(r.end().map(|e| e.continued), Some(false));
+}
+
+/// An unknown duration (the kernel's `NO_DURATION`, all bits set) reads back
+/// as unknown, not as 584 years; the kernel counters keep their names.
+#[test]
+fn unknown_duration_and_counters_round_trip() {
+    let dir = TempDir::new("no-duration");
+    let path = dir.path("cap");
+    let mut e = sample(0x1000, 4096, 15, -22);
+    e.duration_ns = thptrace_common::NO_DURATION;
+    let k = crate::event::KernelCounters {
+        calls: 9,
+        failures: 7,
+        sent: 7,
+        lost: 1,
+        restarts: 2,
+        no_duration: 1,
+    };
+    let mut w = CaptureWriter::create(
+        WriterOptions::new(&path),
+        host("node-a", 1),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    w.write_event(&e).unwrap();
+    w.write_counters(&Counters::snapshot(5, &k)).unwrap();
+    w.finish().unwrap();
+    let recs: Vec<Record> = CaptureReader::open(&path, ReadOptions::strict())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    match recs[0] {
+        Record::Event(got) => {
+            assert_eq!(got, e);
+            assert_eq!(got.duration(), None);
+        }
+        ref other => panic!("expected the event, got {other:?}"),
+    }
+    match recs[1] {
+        Record::Counters(c) => {
+            assert_eq!(c.ts_boot_ns, 5);
+            assert_eq!(c.kernel(), k);
+        }
+        ref other => panic!("expected counters, got {other:?}"),
+    }
 }
 
 #[test]
