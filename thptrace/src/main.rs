@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         }
         None => cli.trace,
     };
-    thptrace::logging::init(args.verbose);
+    thptrace::logging::init(args.run.verbose);
     exit(runtime().and_then(|rt| rt.block_on(thptrace::trace::run(args))))
 }
 

@@ -1,6 +1,10 @@
 //! `thptrace trace`: load, attach, print each call as it happens, and end
 //! with a summary on Ctrl-C, SIGTERM, `--count`, `--duration` or the end of
 //! the traced command.
+//!
+//! The event loop ([`run_loop`]) is shared with `thptrace record`: the two
+//! differ only in the [`Sink`] events go to (lines here, a capture file
+//! there).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -10,7 +14,7 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::child;
-use crate::cli::TraceArgs;
+use crate::cli::{RunArgs, TraceArgs};
 use crate::clock::Clock;
 use crate::event::{Event, KernelCounters};
 use crate::filter::Filters;
@@ -21,12 +25,36 @@ use crate::summary::Summary;
 
 /// Why tracing stopped.
 #[derive(Debug, PartialEq, Eq)]
-enum Stop {
+pub(crate) enum Stop {
     Signal,
     Count,
     Duration,
     /// The traced command exited with this status.
     Command(i32),
+}
+
+impl Stop {
+    /// thptrace's exit status: the traced command's, or 0.
+    pub(crate) fn status(&self) -> i32 {
+        match self {
+            Stop::Command(status) => *status,
+            _ => 0,
+        }
+    }
+}
+
+/// Where the events that pass the filters go.
+pub(crate) trait Sink {
+    /// One event that passed the filters. Errors are kept and returned by
+    /// the next [`flush`](Sink::flush): the kernel hands events over in a
+    /// callback that cannot fail.
+    fn event(&mut self, e: &Event);
+    /// After each batch of events.
+    fn flush(&mut self) -> Result<()>;
+    /// Once a second, with the kernel counters.
+    fn tick(&mut self, _counters: &KernelCounters) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Where event lines go: buffered, flushed after each batch so a person
@@ -53,14 +81,75 @@ impl Output {
     }
 }
 
+/// The live trace's sink: one line per event.
+struct Lines {
+    output: Output,
+    formatter: Formatter,
+}
+
+impl Sink for Lines {
+    fn event(&mut self, e: &Event) {
+        let out = &mut self.output;
+        out.line.clear();
+        self.formatter.write(&mut out.line, e);
+        // A closed pipe (thptrace | head) is not worth an error per event.
+        let _ = out.sink.write_all(out.line.as_bytes());
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self.output.sink.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.context("writing the trace output"),
+        }
+    }
+}
+
 /// Runs a live trace; returns the process exit status.
 pub async fn run(args: TraceArgs) -> Result<i32> {
+    let filters = args.filters();
+    let done = run_loop(&args.run, &filters, "tracing", "", || {
+        Ok(Lines {
+            output: Output::open(&args)?,
+            formatter: Formatter::new(args.format, Clock::host()),
+        })
+    })
+    .await?;
+    if !args.no_summary {
+        eprint!(
+            "{}",
+            render_summary(&done.summary, &done.counters, &args.run, &filters)
+        );
+    }
+    Ok(done.stop.status())
+}
+
+/// How a run ended.
+pub(crate) struct Done<S> {
+    pub stop: Stop,
+    /// The kernel counters after the last event was taken.
+    pub counters: KernelCounters,
+    /// The events that passed the filters.
+    pub summary: Summary,
+    pub sink: S,
+}
+
+/// Loads and attaches the kernel programs, runs `run.command` if any, and
+/// hands every event that passes `filters` to the sink `make_sink` makes
+/// (once the programs are loaded) until a signal, `--count`, `--duration`
+/// or the end of the command. `verb` and `target` word the start-up line:
+/// "thptrace: {verb} failing madvise calls of ...{target} (filters: ...)".
+pub(crate) async fn run_loop<S: Sink>(
+    run: &RunArgs,
+    filters: &Filters,
+    verb: &str,
+    target: &str,
+    make_sink: impl FnOnce() -> Result<S>,
+) -> Result<Done<S>> {
     // Before anything is attached: a Ctrl-C from now on detaches cleanly and
     // still prints the summary (a script that waits for the "tracing" line
     // and interrupts at once must not kill us mid-setup).
     let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let filters = args.filters();
     setup::prepare()?;
     let config = ProbeConfig {
         pids: filters.pids.clone(),
@@ -68,9 +157,9 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         advice: filters.advice.clone(),
         errnos: filters.errnos.clone(),
         report_success: filters.all,
-        follow_forks: !args.command.is_empty(),
-        buffer_size: args.buffer_size,
-        kernel_log: args.verbose > 0,
+        follow_forks: !run.command.is_empty(),
+        buffer_size: run.buffer_size,
+        kernel_log: run.verbose > 0,
     };
     let mut probe = Probe::load(&config)?;
     let mut kernel_log = probe.take_kernel_log();
@@ -80,38 +169,37 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     log::info!("kernel programs loaded, ids {:?}", probe.program_ids());
 
     let mut shown = Shown {
-        output: Output::open(&args)?,
-        formatter: Formatter::new(args.format, Clock::host()),
+        sink: make_sink()?,
         summary: Summary::default(),
         filters: filters.clone(),
-        limit: args.count.unwrap_or(u64::MAX),
+        limit: run.count.unwrap_or(u64::MAX),
     };
 
-    let running = if args.command.is_empty() {
+    let running = if run.command.is_empty() {
         None
     } else {
-        let held = child::spawn_held(&args.command)?;
+        let held = child::spawn_held(&run.command)?;
         probe.add_pid(held.pid())?;
         Some(held.release()?)
     };
-    if io::stderr().is_terminal() || args.verbose > 0 {
+    if io::stderr().is_terminal() || run.verbose > 0 {
         let what = match &running {
             Some(c) => format!(
                 "`{}` (pid {}) and its children",
-                args.command.join(" "),
+                run.command.join(" "),
                 c.pid()
             ),
             None if filters.pids.is_empty() => "the whole host".to_string(),
             None => format!("pid {}", join(&filters.pids)),
         };
         eprintln!(
-            "thptrace: tracing failing madvise calls of {what} (filters: {}); Ctrl-C to stop",
+            "thptrace: {verb} failing madvise calls of {what}{target} (filters: {}); Ctrl-C to stop",
             filters.describe()
         );
     }
 
     let deadline = async {
-        match args.duration {
+        match run.duration {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
@@ -133,7 +221,7 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
         tokio::select! {
             batch = probe.next_batch(|e| shown.show(e)) => {
                 batch?;
-                shown.flush()?;
+                shown.sink.flush()?;
                 if shown.full() {
                     break Stop::Count;
                 }
@@ -145,14 +233,16 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
             log = crate::probe::forward_kernel_log(&mut kernel_log) => log?,
             _ = drain.tick() => {
                 if probe.drain(|e| shown.show(e)) > 0 {
-                    shown.flush()?;
+                    shown.sink.flush()?;
                     if shown.full() {
                         break Stop::Count;
                     }
                 }
             }
             _ = tick.tick() => {
-                let lost = probe.counters()?.lost;
+                let counters = probe.counters()?;
+                shown.sink.tick(&counters)?;
+                let lost = counters.lost;
                 if lost > lost_reported {
                     eprintln!(
                         "thptrace: WARNING: {} events lost so far: the ring buffer is full; raise --buffer-size",
@@ -165,42 +255,32 @@ pub async fn run(args: TraceArgs) -> Result<i32> {
     };
     // Whatever the kernel wrote before we stopped is still shown.
     probe.drain(|e| shown.show(e));
-    shown.flush()?;
+    shown.sink.flush()?;
     let counters = probe.counters()?;
     drop(probe);
     log::info!("detached: {stop:?}");
-
-    if !args.no_summary {
-        eprint!(
-            "{}",
-            render_summary(&shown.summary, &counters, &args, &filters)
-        );
-    }
-    Ok(match stop {
-        Stop::Command(status) => status,
-        _ => 0,
+    Ok(Done {
+        stop,
+        counters,
+        summary: shown.summary,
+        sink: shown.sink,
     })
 }
 
 /// What is shown, and the tally of it.
-struct Shown {
-    output: Output,
-    formatter: Formatter,
+struct Shown<S> {
+    sink: S,
     summary: Summary,
     filters: Filters,
     limit: u64,
 }
 
-impl Shown {
+impl<S: Sink> Shown<S> {
     fn show(&mut self, e: &Event) {
         if self.full() || !self.filters.matches_after_kernel(e) {
             return;
         }
-        let out = &mut self.output;
-        out.line.clear();
-        self.formatter.write(&mut out.line, e);
-        // A closed pipe (thptrace | head) is not worth an error per event.
-        let _ = out.sink.write_all(out.line.as_bytes());
+        self.sink.event(e);
         self.summary.add(e);
     }
 
@@ -208,24 +288,17 @@ impl Shown {
     fn full(&self) -> bool {
         self.summary.events() >= self.limit
     }
-
-    fn flush(&mut self) -> Result<()> {
-        match self.output.sink.flush() {
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            other => other.context("writing the trace output"),
-        }
-    }
 }
 
-fn render_summary(
+pub(crate) fn render_summary(
     summary: &Summary,
     counters: &KernelCounters,
-    args: &TraceArgs,
+    run: &RunArgs,
     filters: &Filters,
 ) -> String {
     let hint = format!(
         "Raise --buffer-size (now {} MiB) or narrow the filters (now: {}).",
-        args.buffer_size >> 20,
+        run.buffer_size >> 20,
         filters.describe()
     );
     summary.render(Some(counters), &hint)
