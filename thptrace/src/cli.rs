@@ -40,6 +40,14 @@ pub enum Command {
     /// a person wrote it, against this host's facts.
     #[command(after_help = EXPLAIN_HELP)]
     Explain(ExplainArgs),
+    /// Record failing calls to a capture file (rotated, bounded, crash-safe)
+    /// for `thptrace report`, on this machine or another.
+    #[command(after_help = crate::record::RECORD_HELP)]
+    Record(crate::record::RecordArgs),
+    /// Read capture files: the same lines as live tracing, JSON, or a
+    /// summary with the kernel counters; several hosts merge in time order.
+    #[command(after_help = crate::report::REPORT_HELP)]
+    Report(crate::report::ReportArgs),
 }
 
 const EXPLAIN_HELP: &str = "Examples:

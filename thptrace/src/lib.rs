@@ -26,6 +26,8 @@ pub mod host;
 pub mod logging;
 pub mod poll;
 pub mod probe;
+pub mod record;
+pub mod report;
 pub mod setup;
 pub mod summary;
 pub mod trace;
