@@ -1,6 +1,7 @@
 //! `cargo xtask`: the commands that build the kernel object, check it, run
 //! every test, and measure thptrace against its peers.
 mod bench;
+mod bench_capture;
 mod ebpf;
 mod util;
 
@@ -34,6 +35,10 @@ enum Command {
     /// Measure the cost thptrace adds to madvise calls, next to no tracer
     /// and to bpftrace (installed from apt when missing).
     Bench(bench::Args),
+    /// Measure recording and reading captures: bytes per event, the rate
+    /// `thptrace record` keeps up with (1,000,000 back-to-back failures, none
+    /// lost), and events per second `thptrace report --summary` reads.
+    BenchCapture(bench_capture::Args),
 }
 
 fn main() -> Result<()> {
@@ -43,6 +48,7 @@ fn main() -> Result<()> {
         Command::CheckEbpf => ebpf::check(),
         Command::Test => test(),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchCapture(args) => bench_capture::run(&args),
     }
 }
 
