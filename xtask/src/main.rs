@@ -3,6 +3,7 @@
 mod bench;
 mod bench_capture;
 mod ebpf;
+mod fuzz;
 mod util;
 
 use anyhow::Result;
@@ -39,6 +40,9 @@ enum Command {
     /// `thptrace record` keeps up with (1,000,000 back-to-back failures, none
     /// lost), and events per second `thptrace report --summary` reads.
     BenchCapture(bench_capture::Args),
+    /// Fuzz the capture reader for a bounded time (`--seconds`, default 60),
+    /// installing the nightly toolchain and cargo-fuzz when missing.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
         Command::Test => test(),
         Command::Bench(args) => bench::run(&args),
         Command::BenchCapture(args) => bench_capture::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     }
 }
 
