@@ -40,6 +40,14 @@ pub enum Command {
     /// a person wrote it, against this host's facts.
     #[command(after_help = EXPLAIN_HELP)]
     Explain(ExplainArgs),
+    /// Record failing calls to a capture file (rotated, bounded, crash-safe)
+    /// for `thptrace report`, on this machine or another.
+    #[command(after_help = crate::record::RECORD_HELP)]
+    Record(crate::record::RecordArgs),
+    /// Read capture files: the same lines as live tracing, JSON, or a
+    /// summary with the kernel counters; several hosts merge in time order.
+    #[command(after_help = crate::report::REPORT_HELP)]
+    Report(crate::report::ReportArgs),
 }
 
 const EXPLAIN_HELP: &str = "Examples:
@@ -79,6 +87,39 @@ pub struct ExplainArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Write the calls to FILE instead of standard output (the summary still goes to standard error).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// One line per call, like strace: no memory-area or cause lines (JSON
+    /// keeps them, as fields).
+    #[arg(long)]
+    pub brief: bool,
+
+    /// Do not print the summary at the end.
+    #[arg(long)]
+    pub no_summary: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl TraceArgs {
+    pub fn filters(&self) -> Filters {
+        self.filter.filters()
+    }
+}
+
+/// Which calls to show: the filters `trace`, `record` and `report` share.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
     /// Trace only these processes (thread-group ids, comma-separated), with all their threads.
     #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]", value_delimiter = ',', value_parser = pid)]
     pub pids: Option<Vec<u32>>,
@@ -102,31 +143,31 @@ pub struct TraceArgs {
     /// Show calls that succeed too.
     #[arg(short = 'a', long)]
     pub all: bool,
+}
 
-    /// Stop after showing this many calls.
+impl FilterArgs {
+    pub fn filters(&self) -> Filters {
+        Filters {
+            pids: self.pids.clone().unwrap_or_default(),
+            tids: self.tids.clone().unwrap_or_default(),
+            comms: self.comm.clone().unwrap_or_default(),
+            advice: self.advice.clone().unwrap_or_default(),
+            errnos: self.errno.clone().unwrap_or_default(),
+            all: self.all,
+        }
+    }
+}
+
+/// How a run with the kernel programs goes: what `trace` and `record` share.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Stop after showing (or recording) this many calls.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Stop after this long: 30s, 500ms, 5m, 1h (a bare number is seconds).
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = duration)]
     pub duration: Option<Duration>,
-
-    /// Write the calls to FILE instead of standard output (the summary still goes to standard error).
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Output format.
-    #[arg(short = 'f', long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-
-    /// One line per call, like strace: no memory-area or cause lines (JSON
-    /// keeps them, as fields).
-    #[arg(long)]
-    pub brief: bool,
-
-    /// Do not print the summary at the end.
-    #[arg(long)]
-    pub no_summary: bool,
 
     /// Kernel ring buffer size: a power of two such as 16M, 64M, 256M.
     #[arg(long, value_name = "SIZE", value_parser = buffer_size, default_value = "64M")]
@@ -140,19 +181,6 @@ pub struct TraceArgs {
     /// exits with its exit status.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
-}
-
-impl TraceArgs {
-    pub fn filters(&self) -> Filters {
-        Filters {
-            pids: self.pids.clone().unwrap_or_default(),
-            tids: self.tids.clone().unwrap_or_default(),
-            comms: self.comm.clone().unwrap_or_default(),
-            advice: self.advice.clone().unwrap_or_default(),
-            errnos: self.errno.clone().unwrap_or_default(),
-            all: self.all,
-        }
-    }
 }
 
 fn pid(s: &str) -> Result<u32, String> {
@@ -263,13 +291,13 @@ mod tests {
             "dir",
         ])
         .unwrap();
-        assert_eq!(cli.trace.command, ["criu", "restore", "-D", "dir"]);
+        assert_eq!(cli.trace.run.command, ["criu", "restore", "-D", "dir"]);
         let f = cli.trace.filters();
         assert_eq!(
             (f.pids, f.advice, f.errnos),
             (vec![1, 2], vec![15], vec![22])
         );
-        assert_eq!(cli.trace.count, Some(3));
+        assert_eq!(cli.trace.run.count, Some(3));
     }
 
     #[test]

@@ -65,34 +65,8 @@ impl FactsUsed {
             host.hostname.clone()
         };
         let from = format!("capture {} (host {name})", path.display());
-        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let (facts, caveat) = match serde_json::from_value::<HostFacts>(host.facts.clone()) {
-            Ok(facts) => (facts, None),
-            Err(_) => {
-                // Captures written before host facts were stored keep only
-                // the kernel release, architecture and page size.
-                let mut facts = HostFacts::unknown();
-                let why = "the capture did not record it";
-                facts.thp = Fact::unknown(why);
-                facts.ksm = Fact::unknown(why);
-                facts.memory_failure = Fact::unknown(why);
-                facts.swap = Fact::unknown(why);
-                facts.swap_active = Fact::unknown(why);
-                (
-                    facts,
-                    Some("the capture records only the kernel release, architecture and page size, so what the kernel was built with is unknown".into()),
-                )
-            }
-        };
-        let mut facts = facts;
-        facts.kernel_release = facts
-            .kernel_release
-            .or_else(|| nonempty(&host.kernel_release));
-        facts.machine = facts.machine.or_else(|| nonempty(&host.arch));
-        facts.hostname = facts.hostname.or_else(|| nonempty(&host.hostname));
-        facts.page_size = facts
-            .page_size
-            .or((host.page_size > 0).then_some(host.page_size));
+        let (facts, caveat) = host.host_facts();
+        let caveat = caveat.map(str::to_string);
         Ok(FactsUsed {
             facts,
             origin: FactsOrigin::Capture,

@@ -41,6 +41,8 @@ pub struct Formatter {
     /// repeating one failure gets its area and cause lines once, not for
     /// every call of a burst.
     last_note: Option<(u32, Arc<Annotation>)>,
+    /// `thptrace report` of several hosts: the host each line came from.
+    host: Option<Arc<str>>,
 }
 
 impl Formatter {
@@ -50,7 +52,20 @@ impl Formatter {
             clock,
             local: LocalTime::default(),
             last_note: None,
+            host: None,
         }
+    }
+
+    /// The clock that puts the next events on the wall clock (a capture's
+    /// boot time, when reading one).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The host the next events came from: a `host` prefix on text lines,
+    /// a `host` field in JSON. `None` (the default, and live) leaves it out.
+    pub fn set_host(&mut self, host: Option<Arc<str>>) {
+        self.host = host;
     }
 
     /// Appends the event's line, with its newline, to `out`.
@@ -74,6 +89,10 @@ impl Formatter {
     }
 
     fn write_text(&mut self, out: &mut String, e: &Event, note: Option<&Arc<Annotation>>) {
+        if let Some(host) = &self.host {
+            out.push_str(host);
+            out.push(' ');
+        }
         self.local.write(out, self.clock.wall_ns(e.ts_boot_ns));
         out.push(' ');
         out.push_str(&e.comm());
@@ -110,6 +129,7 @@ impl Formatter {
         let process = e.syscall == Syscall::ProcessMadvise;
         let line = JsonEvent {
             schema: JSON_SCHEMA_VERSION,
+            host: self.host.as_deref(),
             time: &time,
             ts_boot_ns: e.ts_boot_ns,
             pid: e.tgid,
@@ -222,6 +242,8 @@ pub fn write_result(out: &mut String, ret: i64) {
 #[derive(Serialize)]
 struct JsonEvent<'a> {
     schema: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
     time: &'a str,
     ts_boot_ns: u64,
     pid: u32,
@@ -374,6 +396,47 @@ mod tests {
             );
         }
         assert_eq!(documented["schema"], JSON_SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn host_prefixes_text_and_is_a_json_field() {
+        let e = sample(0x7f06e7f30000, 4096, 15, -22);
+        let mut f = Formatter::new(Format::Text, Clock { boot_epoch_ns: 0 });
+        f.set_host(Some("node-a".into()));
+        let mut s = String::new();
+        f.write(&mut s, &e);
+        assert!(s.starts_with("node-a "), "{s}");
+        assert!(s.ends_with("criu[4242/4250] madvise(0x7f06e7f30000, 4096, MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument) <0.000004>\n"), "{s}");
+
+        let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
+        f.set_host(Some("node-a".into()));
+        f.set_clock(Clock {
+            boot_epoch_ns: 1_000_000_000,
+        });
+        let mut s = String::new();
+        f.write(&mut s, &e);
+        assert!(s.starts_with("{\"schema\":1,\"host\":\"node-a\","), "{s}");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["time"], "1970-01-01T00:00:02.000000000Z");
+    }
+
+    /// The merged-report example in docs/json.md is real output with a host.
+    #[test]
+    fn documented_report_example_matches_real_output() {
+        let doc = include_str!("../../docs/json.md");
+        let example = doc
+            .lines()
+            .find(|l| l.starts_with("{\"schema\":1,\"host\""))
+            .expect("docs/json.md has an example of a merged report");
+        let documented: serde_json::Value = serde_json::from_str(example).unwrap();
+        let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
+        f.set_host(Some("node-a".into()));
+        let mut s = String::new();
+        f.write(&mut s, &sample(0x7f06e7f30000, 4096, 15, -22));
+        let real: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&documented), keys(&real));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub mod host;
 pub mod logging;
 pub mod poll;
 pub mod probe;
+pub mod record;
+pub mod report;
 pub mod setup;
 pub mod summary;
 pub mod trace;

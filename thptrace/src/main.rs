@@ -16,9 +16,17 @@ fn main() -> ExitCode {
             thptrace::logging::init(args.verbose);
             return exit(runtime().and_then(|rt| rt.block_on(thptrace::check::run(&args))));
         }
+        Some(Command::Record(args)) => {
+            thptrace::logging::init(args.run.verbose);
+            return exit(runtime().and_then(|rt| rt.block_on(thptrace::record::run(args))));
+        }
+        Some(Command::Report(args)) => {
+            thptrace::logging::init(0);
+            return exit(thptrace::report::run(&args));
+        }
         None => cli.trace,
     };
-    thptrace::logging::init(args.verbose);
+    thptrace::logging::init(args.run.verbose);
     exit(runtime().and_then(|rt| rt.block_on(thptrace::trace::run(args))))
 }
 

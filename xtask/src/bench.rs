@@ -71,8 +71,8 @@ struct ThptraceRound {
 
 /// A tracer running in the background, with its output drained by threads so
 /// it can never block on a full pipe.
-struct Running {
-    child: Child,
+pub(crate) struct Running {
+    pub(crate) child: Child,
     stderr: mpsc::Receiver<String>,
     stdout: mpsc::Receiver<String>,
 }
@@ -90,7 +90,7 @@ fn drain(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 }
 
 impl Running {
-    fn start(mut c: Command) -> Result<Running> {
+    pub(crate) fn start(mut c: Command) -> Result<Running> {
         let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -107,7 +107,7 @@ impl Running {
     }
 
     /// Waits for a line containing `marker` on either stream.
-    fn wait_for(&mut self, marker: &str) -> Result<()> {
+    pub(crate) fn wait_for(&mut self, marker: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             for rx in [&self.stdout, &self.stderr] {
@@ -126,7 +126,7 @@ impl Running {
     }
 
     /// Stops with SIGINT and returns everything it wrote to standard error.
-    fn stop(mut self) -> Result<String> {
+    pub(crate) fn stop(mut self) -> Result<String> {
         // SAFETY: kill(2) on our own child.
         unsafe { libc_kill(self.child.id() as i32, 2) };
         self.child.wait()?;
@@ -140,7 +140,7 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
+pub(crate) fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()?
         .lines()
@@ -152,7 +152,7 @@ fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
 }
 
 /// User plus system CPU seconds of a running process.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -164,7 +164,7 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {

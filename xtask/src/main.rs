@@ -1,7 +1,9 @@
 //! `cargo xtask`: the commands that build the kernel object, check it, run
 //! every test, and measure thptrace against its peers.
 mod bench;
+mod bench_capture;
 mod ebpf;
+mod fuzz;
 mod util;
 
 use anyhow::Result;
@@ -34,6 +36,13 @@ enum Command {
     /// Measure the cost thptrace adds to madvise calls, next to no tracer
     /// and to bpftrace (installed from apt when missing).
     Bench(bench::Args),
+    /// Measure recording and reading captures: bytes per event, the rate
+    /// `thptrace record` keeps up with (1,000,000 back-to-back failures, none
+    /// lost), and events per second `thptrace report --summary` reads.
+    BenchCapture(bench_capture::Args),
+    /// Fuzz the capture reader for a bounded time (`--seconds`, default 60),
+    /// installing the nightly toolchain and cargo-fuzz when missing.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> Result<()> {
@@ -43,6 +52,8 @@ fn main() -> Result<()> {
         Command::CheckEbpf => ebpf::check(),
         Command::Test => test(),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchCapture(args) => bench_capture::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     }
 }
 

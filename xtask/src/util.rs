@@ -12,6 +12,15 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo builds: `CARGO_TARGET_DIR` when set (relative to the
+/// workspace), else `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => workspace_root().join(d),
+        _ => workspace_root().join("target"),
+    }
+}
+
 /// A command with the variables a parent cargo sets removed, so toolchain
 /// selection (`+nightly`, rustup) works as if typed in a shell.
 pub fn cmd(program: &str) -> Command {

@@ -3,7 +3,7 @@
 //! writer, the reader and the tests. docs/capture-format.md is the prose
 //! version of this file; change both together.
 
-use crate::event::{Event, Syscall};
+use crate::event::{Event, KernelCounters, Syscall};
 
 /// First eight bytes of every capture file. The high-bit first byte and the
 /// `\r\n` catch a file mangled by a 7-bit or line-ending-converting transfer,
@@ -15,7 +15,7 @@ pub const MAGIC: [u8; 8] = *b"\x89THP\r\n\x1a\n";
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: additions an older reader can ignore (new record
 /// types, longer fixed records). Informational for readers.
-pub const FORMAT_MINOR: u16 = 0;
+pub const FORMAT_MINOR: u16 = 1;
 
 /// Magic, major, minor, CRC-32 of the first 12 bytes.
 pub const PREAMBLE_LEN: usize = 16;
@@ -55,9 +55,13 @@ pub mod flag {
     pub const END_CONTINUED: u16 = 1 << 0;
 }
 
-/// Length of the version-1 event payload. Newer minor versions may append
-/// fields; readers take the first `EVENT_LEN` bytes and ignore the rest.
-pub const EVENT_LEN: usize = 108;
+/// Length of the event payload as this version (1.1) writes it: the 1.0
+/// layout, then the memory area. Newer minor versions may append fields;
+/// readers take what they know and ignore the rest.
+pub const EVENT_LEN: usize = 144;
+/// Length of the version 1.0 event payload, the least a reader accepts (a
+/// 1.0 event has no area).
+pub const EVENT_V1_0_LEN: usize = 108;
 /// Length of the version-1 counters payload (seven u64).
 pub const COUNTERS_LEN: usize = 56;
 /// Length of the version-1 end payload (two u64).
@@ -83,8 +87,38 @@ pub struct Counters {
     pub lost: u64,
     /// Calls that returned -ERESTART* and will run again.
     pub restarts: u64,
-    /// Exits with no matching entry (the tracer attached mid-call).
-    pub missed: u64,
+    /// Events whose call's duration is unknown (`duration_ns` is
+    /// `thptrace_common::NO_DURATION`): the call slept while another
+    /// madvise ran on its CPU, or the tracer attached mid-call. Same meaning
+    /// as [`crate::event::KernelCounters::no_duration`].
+    pub no_duration: u64,
+}
+
+impl Counters {
+    /// A snapshot of the kernel counters taken at `ts_boot_ns`.
+    pub fn snapshot(ts_boot_ns: u64, k: &KernelCounters) -> Counters {
+        Counters {
+            ts_boot_ns,
+            calls: k.calls,
+            failures: k.failures,
+            sent: k.sent,
+            lost: k.lost,
+            restarts: k.restarts,
+            no_duration: k.no_duration,
+        }
+    }
+
+    /// The counters without their time stamp, as the summary shows them.
+    pub fn kernel(&self) -> KernelCounters {
+        KernelCounters {
+            calls: self.calls,
+            failures: self.failures,
+            sent: self.sent,
+            lost: self.lost,
+            restarts: self.restarts,
+            no_duration: self.no_duration,
+        }
+    }
 }
 
 /// The end-of-file marker.
@@ -168,6 +202,9 @@ const EVENT_BIT_IOVEC_UNREADABLE: u8 = 1 << 0;
 /// | 56 | tgid u32 | | 104 | syscall u8 |
 /// | 60 | tid u32 | | 105 | bits u8 (bit 0 iovec_unreadable) |
 /// | | | | 106 | reserved, 2 bytes, zero |
+///
+/// Version 1.1 appends the memory area (`Event::area`): start u64 at 108,
+/// end u64 at 116, vm_flags u64 at 124, gap u64 at 132, status u32 at 140.
 pub fn encode_event(e: &Event) -> [u8; EVENT_LEN] {
     let mut b = [0u8; EVENT_LEN];
     b[0..8].copy_from_slice(&e.ts_boot_ns.to_le_bytes());
@@ -195,6 +232,11 @@ pub fn encode_event(e: &Event) -> [u8; EVENT_LEN] {
     } else {
         0
     };
+    b[108..116].copy_from_slice(&e.area.start.to_le_bytes());
+    b[116..124].copy_from_slice(&e.area.end.to_le_bytes());
+    b[124..132].copy_from_slice(&e.area.vm_flags.to_le_bytes());
+    b[132..140].copy_from_slice(&e.area.gap.to_le_bytes());
+    b[140..144].copy_from_slice(&e.area.status.to_le_bytes());
     b
 }
 
@@ -214,7 +256,17 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 /// version 1's or names a system call this build does not know (a newer
 /// writer's); the caller decides whether that is damage or something to skip.
 pub fn decode_event(b: &[u8]) -> Option<Event> {
-    let b = b.get(..EVENT_LEN)?;
+    let area = match b.get(EVENT_V1_0_LEN..EVENT_LEN) {
+        Some(a) => crate::event::AreaRaw {
+            start: u64_at(a, 0),
+            end: u64_at(a, 8),
+            vm_flags: u64_at(a, 16),
+            gap: u64_at(a, 24),
+            status: u32_at(a, 32),
+        },
+        None => crate::event::AreaRaw::NONE,
+    };
+    let b = b.get(..EVENT_V1_0_LEN)?;
     let syscall = match b[104] {
         SYSCALL_MADVISE => Syscall::Madvise,
         SYSCALL_PROCESS_MADVISE => Syscall::ProcessMadvise,
@@ -241,8 +293,7 @@ pub fn decode_event(b: &[u8]) -> Option<Event> {
         comm,
         syscall,
         iovec_unreadable: b[105] & EVENT_BIT_IOVEC_UNREADABLE != 0,
-        // Areas travel in their own AREA record (not written yet).
-        area: crate::event::AreaRaw::NONE,
+        area,
     })
 }
 
@@ -255,7 +306,7 @@ pub fn encode_counters(c: &Counters) -> [u8; COUNTERS_LEN] {
         c.sent,
         c.lost,
         c.restarts,
-        c.missed,
+        c.no_duration,
     ];
     for (i, v) in fields.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
@@ -272,7 +323,7 @@ pub fn decode_counters(b: &[u8]) -> Option<Counters> {
         sent: u64_at(b, 24),
         lost: u64_at(b, 32),
         restarts: u64_at(b, 40),
-        missed: u64_at(b, 48),
+        no_duration: u64_at(b, 48),
     })
 }
 
@@ -295,7 +346,7 @@ pub fn decode_end(b: &[u8], flags: u16) -> Option<End> {
 /// The smallest payload each known record type must have; shorter is damage.
 pub fn min_len(kind: u16) -> Option<usize> {
     match kind {
-        kind::EVENT => Some(EVENT_LEN),
+        kind::EVENT => Some(EVENT_V1_0_LEN),
         kind::COUNTERS => Some(COUNTERS_LEN),
         kind::END => Some(END_LEN),
         _ => None,

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::{Fact, HostFacts};
+
 /// The host a capture was recorded on: what a report on another machine
 /// needs to explain events and to put them on the wall clock.
 ///
@@ -30,6 +32,40 @@ pub struct HostInfo {
 }
 
 impl HostInfo {
+    /// The facts of the kernel the capture's calls ran on, for the
+    /// explanations; with a caveat when the capture predates stored facts
+    /// (then only the release, architecture and page size are known).
+    pub fn host_facts(&self) -> (HostFacts, Option<&'static str>) {
+        let (mut facts, caveat) = match serde_json::from_value::<HostFacts>(self.facts.clone()) {
+            Ok(facts) => (facts, None),
+            Err(_) => {
+                let mut facts = HostFacts::unknown();
+                let why = "the capture did not record it";
+                facts.thp = Fact::unknown(why);
+                facts.ksm = Fact::unknown(why);
+                facts.memory_failure = Fact::unknown(why);
+                facts.swap = Fact::unknown(why);
+                facts.swap_active = Fact::unknown(why);
+                (
+                    facts,
+                    Some(
+                        "the capture records only the kernel release, architecture and page size, so what the kernel was built with is unknown",
+                    ),
+                )
+            }
+        };
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        facts.kernel_release = facts
+            .kernel_release
+            .or_else(|| nonempty(&self.kernel_release));
+        facts.machine = facts.machine.or_else(|| nonempty(&self.arch));
+        facts.hostname = facts.hostname.or_else(|| nonempty(&self.hostname));
+        facts.page_size = facts
+            .page_size
+            .or((self.page_size > 0).then_some(self.page_size));
+        (facts, caveat)
+    }
+
     /// This machine's name, kernel, architecture, page size and boot time;
     /// `facts` is left null for the caller to fill. Never fails: an unknown
     /// fact stays empty or zero.

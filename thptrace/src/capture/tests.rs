@@ -127,7 +127,7 @@ fn small_capture(dir: &TempDir) -> (PathBuf, Vec<Event>, Counters) {
         sent: 3,
         lost: 4,
         restarts: 5,
-        missed: u64::MAX,
+        no_duration: u64::MAX,
     };
     for e in &events[..2] {
         w.write_event(e).unwrap();
@@ -203,6 +203,51 @@ fn every_event_field_round_trips_through_a_file() {
     assert_eq!(r.end().map(|e| e.continued), Some(false));
 }
 
+/// An unknown duration (the kernel's `NO_DURATION`, all bits set) reads back
+/// as unknown, not as 584 years; the kernel counters keep their names.
+#[test]
+fn unknown_duration_and_counters_round_trip() {
+    let dir = TempDir::new("no-duration");
+    let path = dir.path("cap");
+    let mut e = sample(0x1000, 4096, 15, -22);
+    e.duration_ns = thptrace_common::NO_DURATION;
+    let k = crate::event::KernelCounters {
+        calls: 9,
+        failures: 7,
+        sent: 7,
+        lost: 1,
+        restarts: 2,
+        no_duration: 1,
+    };
+    let mut w = CaptureWriter::create(
+        WriterOptions::new(&path),
+        host("node-a", 1),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    w.write_event(&e).unwrap();
+    w.write_counters(&Counters::snapshot(5, &k)).unwrap();
+    w.finish().unwrap();
+    let recs: Vec<Record> = CaptureReader::open(&path, ReadOptions::strict())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    match recs[0] {
+        Record::Event(got) => {
+            assert_eq!(got, e);
+            assert_eq!(got.duration(), None);
+        }
+        ref other => panic!("expected the event, got {other:?}"),
+    }
+    match recs[1] {
+        Record::Counters(c) => {
+            assert_eq!(c.ts_boot_ns, 5);
+            assert_eq!(c.kernel(), k);
+        }
+        ref other => panic!("expected counters, got {other:?}"),
+    }
+}
+
 #[test]
 fn event_layout_is_fixed_little_endian() {
     let e = extreme_events()[2];
@@ -218,7 +263,30 @@ fn event_layout_is_fixed_little_endian() {
     let mut longer = b.to_vec();
     longer.extend_from_slice(&[0xee; 8]);
     assert_eq!(format::decode_event(&longer), Some(e));
-    assert_eq!(format::decode_event(&b[..EVENT_LEN - 1]), None);
+    assert_eq!(format::decode_event(&b[..format::EVENT_V1_0_LEN - 1]), None);
+}
+
+#[test]
+fn events_carry_their_area_and_1_0_events_read_without_one() {
+    let mut e = extreme_events()[2];
+    e.area = crate::event::AreaRaw {
+        start: 0x7f06_e7f3_0000,
+        end: 0x7f06_e7f3_4000,
+        vm_flags: 0x2003,
+        gap: 0x7f06_e7f3_4000,
+        status: 0x27,
+    };
+    let b = format::encode_event(&e);
+    assert_eq!(&b[108..116], &0x7f06_e7f3_0000u64.to_le_bytes());
+    assert_eq!(&b[140..144], &0x27u32.to_le_bytes());
+    assert_eq!(format::decode_event(&b), Some(e));
+    // A 1.0 writer's event: the same prefix, no area.
+    let old = format::decode_event(&b[..format::EVENT_V1_0_LEN]).unwrap();
+    assert_eq!(old.area, crate::event::AreaRaw::NONE);
+    assert_eq!(old.ts_boot_ns, e.ts_boot_ns);
+    // Cut inside the area: the prefix reads, the partial area is not trusted.
+    let cut = format::decode_event(&b[..120]).unwrap();
+    assert_eq!(cut.area, crate::event::AreaRaw::NONE);
 }
 
 #[test]
