@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const THPTRACE: &str = env!("CARGO_BIN_EXE_thptrace");
+mod common;
+use common::{THPTRACE, require_root};
 
 /// The forms issue 3 names, each as one argument.
 const FORMS: &[&str] = &[
@@ -19,15 +20,6 @@ const FORMS: &[&str] = &[
     "madvise(start: 0x7f06e7f30000, len_in: 4096, behavior: MADV_NOHUGEPAGE) = -1 EINVAL (Invalid argument)",
     "15 EINVAL",
 ];
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "`thptrace check` loads eBPF programs: run these tests as root (`cargo xtask test` as root)"
-    );
-}
 
 fn thptrace(args: &[&str]) -> Output {
     Command::new(THPTRACE)

@@ -10,70 +10,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const THPTRACE: &str = env!("CARGO_BIN_EXE_thptrace");
-const SCENARIOS: &str = env!("CARGO_BIN_EXE_madvise-scenarios");
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests load eBPF programs and must run as root (`cargo xtask test` as root)"
-    );
-}
-
-/// What madvise-scenarios said it did.
-#[derive(Debug, Default)]
-struct Scenario {
-    pid: u64,
-    calls: Vec<Value>,
-}
-
-impl Scenario {
-    fn parse(stdout: &str) -> Scenario {
-        let mut s = Scenario::default();
-        let mut done = false;
-        for line in stdout.lines() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("madvise-scenarios wrote `{line}`: {e}"));
-            if let Some(pid) = v["pid"].as_u64() {
-                s.pid = pid;
-            } else if v["done"] == true {
-                done = true;
-            } else {
-                s.calls.push(v);
-            }
-        }
-        assert!(
-            done && s.pid > 0,
-            "madvise-scenarios did not finish: {stdout}"
-        );
-        s
-    }
-
-    fn failures(&self) -> Vec<&Value> {
-        self.calls
-            .iter()
-            .filter(|c| c["ret"].as_i64().unwrap() < 0)
-            .collect()
-    }
-}
+mod common;
+use common::*;
 
 fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line `{l}`: {e}")))
-        .collect()
-}
-
-fn of_pid(events: Vec<Value>, pid: u64) -> Vec<Value> {
-    events.into_iter().filter(|e| e["pid"] == pid).collect()
+    json_lines(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 /// Checks one event against the call madvise-scenarios made, field by field.
@@ -146,7 +91,7 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
     fn scenario(&self) -> Scenario {
-        Scenario::parse(&String::from_utf8_lossy(&self.output.stdout))
+        Scenario::parse(&self.output.stdout)
     }
 }
 
@@ -175,58 +120,6 @@ fn trace_command(args: &[&str], scenarios: &[&str]) -> Run {
         run.stderr()
     );
     run
-}
-
-/// A background process whose stderr lines arrive on a channel.
-struct Background {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Background {
-    fn start(c: &mut Command) -> Background {
-        let mut child = c.stderr(Stdio::piped()).spawn().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Background {
-            child,
-            stderr: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, marker: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(marker);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exited ({status}) before `{marker}`: {:?}", self.seen);
-            }
-        }
-        panic!("no `{marker}` within 30 s: {:?}", self.seen);
-    }
-
-    /// SIGINT, then the exit status and all of stderr.
-    fn interrupt(mut self) -> (std::process::ExitStatus, String) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        self.seen.extend(self.stderr.try_iter());
-        (status, self.seen.join("\n"))
-    }
 }
 
 /// Starts `thptrace -v -f json -o FILE ARGS` host-wide and waits until it is
@@ -595,7 +488,7 @@ fn follows_forked_children() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    let scenario = Scenario::parse(&String::from_utf8_lossy(&output.stdout));
+    let scenario = Scenario::parse(&output.stdout);
     let all = events(&out);
     assert_events_are(
         &of_pid(all, scenario.pid),

@@ -7,75 +7,16 @@
 //! They need root (or CAP_BPF + CAP_PERFMON): without it they fail, they do
 //! not skip.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::*;
 use thptrace::capture::{CaptureReader, ReadOptions};
-
-const THPTRACE: &str = env!("CARGO_BIN_EXE_thptrace");
-const SCENARIOS: &str = env!("CARGO_BIN_EXE_madvise-scenarios");
-
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these tests load eBPF programs and must run as root (`cargo xtask test` as root)"
-    );
-}
-
-/// What madvise-scenarios said it did.
-#[derive(Debug, Default)]
-struct Scenario {
-    pid: u64,
-    calls: Vec<Value>,
-}
-
-impl Scenario {
-    fn parse(stdout: &[u8]) -> Scenario {
-        let stdout = String::from_utf8_lossy(stdout);
-        let mut s = Scenario::default();
-        let mut done = false;
-        for line in stdout.lines() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("madvise-scenarios wrote `{line}`: {e}"));
-            if let Some(pid) = v["pid"].as_u64() {
-                s.pid = pid;
-            } else if v["done"] == true {
-                done = true;
-            } else {
-                s.calls.push(v);
-            }
-        }
-        assert!(
-            done && s.pid > 0,
-            "madvise-scenarios did not finish: {stdout}"
-        );
-        s
-    }
-
-    fn failures(&self) -> Vec<&Value> {
-        self.calls
-            .iter()
-            .filter(|c| c["ret"].as_i64().unwrap() < 0)
-            .collect()
-    }
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line `{l}`: {e}")))
-        .collect()
-}
-
-fn of_pid(events: Vec<Value>, pid: u64) -> Vec<Value> {
-    events.into_iter().filter(|e| e["pid"] == pid).collect()
-}
 
 /// The fields a live trace writes for a madvise and a process_madvise call.
 const MADVISE_FIELDS: &[&str] = &[
@@ -225,75 +166,17 @@ fn record_command(file: &Path, args: &[&str], scenarios: &[&str]) -> (Scenario, 
     (Scenario::parse(&out.stdout), stderr(&out))
 }
 
-/// A background process whose stderr lines arrive on a channel.
-struct Background {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// Starts `thptrace ARGS` in the background, its output discarded.
+fn background(args: &[&str]) -> Background {
+    require_root();
+    Background::start(Command::new(THPTRACE).args(args).stdout(Stdio::null()))
 }
 
-impl Background {
-    fn start(args: &[&str]) -> Background {
-        require_root();
-        let mut child = Command::new(THPTRACE)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Background {
-            child,
-            stderr: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Starts `thptrace record -v ARGS` and waits until it is attached.
-    fn record(args: &[&str]) -> Background {
-        let mut bg = Background::start(&[&["record", "-v"], args].concat());
-        bg.wait_for("recording failing madvise calls");
-        bg
-    }
-
-    fn wait_for(&mut self, marker: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(marker);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exited ({status}) before `{marker}`: {:?}", self.seen);
-            }
-        }
-        panic!("no `{marker}` within 30 s: {:?}", self.seen);
-    }
-
-    /// Sends `signal`, then returns the exit status and all of stderr.
-    fn signal(mut self, signal: i32) -> (std::process::ExitStatus, String) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-        let status = self.child.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        self.seen.extend(self.stderr.try_iter());
-        (status, self.seen.join("\n"))
-    }
-}
-
-fn run_scenarios(scenarios: &[&str]) -> Scenario {
-    let out = Command::new(SCENARIOS).args(scenarios).output().unwrap();
-    assert!(out.status.success());
-    Scenario::parse(&out.stdout)
+/// Starts `thptrace record -v ARGS` and waits until it is attached.
+fn background_record(args: &[&str]) -> Background {
+    let mut bg = background(&[&["record", "-v"], args].concat());
+    bg.wait_for("recording failing madvise calls");
+    bg
 }
 
 fn header_boot_time(file: &Path) -> u64 {
@@ -380,7 +263,7 @@ fn report_equals_the_live_trace_of_the_same_calls() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("cap.thp");
     let live = dir.path().join("live.jsonl");
-    let recorder = Background::record(&["-o", s(&cap), "--comm", "madvise-scenari"]);
+    let recorder = background_record(&["-o", s(&cap), "--comm", "madvise-scenari"]);
     let out = Command::new(THPTRACE)
         .args([
             "-f",
@@ -440,7 +323,7 @@ fn report_equals_the_live_trace_of_the_same_calls() {
 fn kill_9_then_report_keeps_every_complete_record() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("cap.thp");
-    let recorder = Background::record(&["-o", s(&cap), "--comm", "madvise-scenari"]);
+    let recorder = background_record(&["-o", s(&cap), "--comm", "madvise-scenari"]);
     let scenario = run_scenarios(&["failures"]);
     // Two flush ticks.
     std::thread::sleep(Duration::from_millis(2200));
