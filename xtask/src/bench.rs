@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{self, cargo, cmd, output, step, workspace_root};
+use crate::util::{self, cmd, output, step, workspace_root};
 
 const BPFTRACE_PROGRAM: &str =
     "tracepoint:syscalls:sys_exit_madvise /args->ret < 0/ { @[comm, args->ret] = count(); }";
@@ -221,16 +221,7 @@ fn ensure_bpftrace() -> Result<()> {
 
 pub fn run(args: &Args) -> Result<()> {
     let root = workspace_root();
-    step("building thptrace and madvise-scenarios (release)");
-    util::run(cargo().current_dir(&root).args([
-        "build",
-        "--release",
-        "--package",
-        "thptrace",
-        "--bins",
-    ]))?;
-    let thptrace = root.join("target/release/thptrace");
-    let scenarios = root.join("target/release/madvise-scenarios");
+    let (thptrace, scenarios) = util::build_release_bins()?;
     ensure_bpftrace()?;
     let bench_dir = root.join("target/bench");
     std::fs::create_dir_all(&bench_dir)?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{Running, cpu_seconds, median, proc_field};
-use crate::util::{self, cargo, output, step, target_dir, workspace_root};
+use crate::util::{self, output, step, target_dir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,18 +61,7 @@ fn number_before(text: &str, key: &str) -> Option<u64> {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let root = workspace_root();
-    step("building thptrace and madvise-scenarios (release)");
-    util::run(cargo().current_dir(&root).args([
-        "build",
-        "--release",
-        "--package",
-        "thptrace",
-        "--bins",
-    ]))?;
-    let bin = target_dir().join("release");
-    let thptrace = bin.join("thptrace");
-    let scenarios = bin.join("madvise-scenarios");
+    let (thptrace, scenarios) = util::build_release_bins()?;
     let bench_dir = target_dir().join("bench");
     std::fs::create_dir_all(&bench_dir)?;
     let cap = bench_dir.join("capture.thp");

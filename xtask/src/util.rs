@@ -21,6 +21,21 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Builds thptrace and madvise-scenarios in release mode; returns their
+/// paths (thptrace, madvise-scenarios).
+pub fn build_release_bins() -> Result<(PathBuf, PathBuf)> {
+    step("building thptrace and madvise-scenarios (release)");
+    run(cargo().current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--package",
+        "thptrace",
+        "--bins",
+    ]))?;
+    let bin = target_dir().join("release");
+    Ok((bin.join("thptrace"), bin.join("madvise-scenarios")))
+}
+
 /// A command with the variables a parent cargo sets removed, so toolchain
 /// selection (`+nightly`, rustup) works as if typed in a shell.
 pub fn cmd(program: &str) -> Command {
