@@ -3,6 +3,7 @@
 mod bench;
 mod ebpf;
 mod util;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,11 @@ enum Command {
     /// Measure the cost thptrace adds to madvise calls, next to no tracer
     /// and to bpftrace (installed from apt when missing).
     Bench(bench::Args),
+    /// Boot a 6.1 kernel built without THP and Debian's stock 6.1 kernel in
+    /// QEMU, trace the CRIU case and the live tests' failures in each, and
+    /// report per kernel (docs/vm-test.md). Installs what it needs from apt;
+    /// kernels are cached in ~/.cache/thptrace/vm.
+    VmTest(vm::Args),
 }
 
 fn main() -> Result<()> {
@@ -43,6 +49,7 @@ fn main() -> Result<()> {
         Command::CheckEbpf => ebpf::check(),
         Command::Test => test(),
         Command::Bench(args) => bench::run(&args),
+        Command::VmTest(args) => vm::run(&args),
     }
 }
 
