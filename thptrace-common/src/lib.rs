@@ -110,7 +110,7 @@ pub mod area {
     /// range (the lookup follows at most [`GAP_STEPS`] areas).
     pub const GAP_FOUND: u32 = 1 << 5;
     /// How many areas past the start the gap search follows.
-    pub const GAP_STEPS: u32 = 4;
+    pub const GAP_STEPS: u32 = 1;
 }
 
 /// See [`Config::wake_bytes`]. The loader also drains the ring buffer on a

@@ -5,6 +5,7 @@ mod bench_capture;
 mod ebpf;
 mod fuzz;
 mod util;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,6 +44,11 @@ enum Command {
     /// Fuzz the capture reader for a bounded time (`--seconds`, default 60),
     /// installing the nightly toolchain and cargo-fuzz when missing.
     Fuzz(fuzz::Args),
+    /// Boot a 6.1 kernel built without THP and Debian's stock 6.1 kernel in
+    /// QEMU, trace the CRIU case and the live tests' failures in each, and
+    /// report per kernel (docs/vm-test.md). Installs what it needs from apt;
+    /// kernels are cached in ~/.cache/thptrace/vm.
+    VmTest(vm::Args),
 }
 
 fn main() -> Result<()> {
@@ -54,6 +60,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::BenchCapture(args) => bench_capture::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::VmTest(args) => vm::run(&args),
     }
 }
 
@@ -85,6 +92,17 @@ fn test() -> Result<()> {
         "--workspace",
         "--no-fail-fast",
     ]))?;
+    // The kernel matrix: a kernel without THP and Debian's stock one, in
+    // QEMU (docs/vm-test.md). The kernel build is cached after the first run.
+    util::step("cargo xtask vm-test (the CRIU case on a kernel without THP, and a stock 6.1)");
+    let vm = vm::run(&vm::Args::default());
+    let (passed, failed) = match &vm {
+        Ok(()) => (passed + 1, failed),
+        Err(e) => {
+            eprintln!("vm-test failed: {e:#}");
+            (passed, failed + 1)
+        }
+    };
     // One closing line for the whole suite: cargo's own last line is that
     // of whichever test binary ran last (often one with no tests).
     println!("tests: {passed} passed, {failed} failed");

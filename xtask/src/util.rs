@@ -133,3 +133,31 @@ pub fn run_counting_tests(c: &mut Command) -> Result<(u64, u64)> {
 pub fn step(what: &str) {
     eprintln!("\n==> {what}");
 }
+
+/// Runs a command with its output appended to `log`; on failure the error
+/// shows the log's last lines, so a long build's noise stays out of sight
+/// until it matters.
+pub fn run_logged(c: &mut Command, log: &std::path::Path) -> Result<()> {
+    use std::fs::OpenOptions;
+    let what = describe(c);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let status = c
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("cannot run `{what}`: is it installed?"))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "`{what}` failed ({status}); the last lines of {}:\n{}",
+            log.display(),
+            lines[lines.len().saturating_sub(25)..].join("\n")
+        );
+    }
+    Ok(())
+}

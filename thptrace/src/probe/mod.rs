@@ -133,9 +133,16 @@ impl Probe {
         match Self::open(cfg, &config, buffer_size, notices.clone()) {
             Err(e) if config.flags & flags::AREA != 0 => {
                 // Kernels before 5.17 have no bpf_find_vma: trace without areas.
+                // The verifier's verdict is the last line of its log.
+                let text = format!("{e:#}");
+                let verdict = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                log::info!("the area lookup was refused: {text}");
                 notices.push(format!(
-                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma, Linux 5.17 or later): {}",
-                    e.to_string().lines().next().unwrap_or("")
+                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma needs Linux 5.17 or later; -v shows the verifier's log): {verdict}"
                 ));
                 let config = Config {
                     flags: config.flags & !flags::AREA,
@@ -368,6 +375,27 @@ where
         .with_context(|| format!("{name} has an unexpected program type"))
 }
 
+/// The program's id, logging how much work the verifier did (`-v`): the
+/// number that must stay well under the kernel's complexity limit on older
+/// kernels too.
+fn program_id(
+    name: &str,
+    info: Result<aya::programs::ProgramInfo, aya::programs::ProgramError>,
+) -> u32 {
+    match info {
+        Ok(i) => {
+            log::info!(
+                "program {name}: id {}, {} instructions verified",
+                i.id(),
+                i.verified_instruction_count()
+                    .map_or_else(|| "?".to_string(), |n| n.to_string())
+            );
+            i.id()
+        }
+        Err(_) => 0,
+    }
+}
+
 /// Loads and attaches `category/name`; returns the program's id.
 fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<u32> {
     let program: &mut TracePoint = program(ebpf, name)?;
@@ -377,7 +405,7 @@ fn attach_tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<u32>
     program
         .attach(category, name)
         .map_err(|e| anyhow!(crate::setup::explain_attach_error(category, name, &e)))?;
-    Ok(program.info().map(|i| i.id()).unwrap_or(0))
+    Ok(program_id(name, program.info()))
 }
 
 /// Loads and attaches the raw tracepoint `name` (program of the same name).
@@ -389,7 +417,7 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<u32> {
     program
         .attach(name)
         .map_err(|e| anyhow!(crate::setup::explain_attach_error("raw_syscalls", name, &e)))?;
-    Ok(program.info().map(|i| i.id()).unwrap_or(0))
+    Ok(program_id(name, program.info()))
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
