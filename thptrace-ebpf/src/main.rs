@@ -310,7 +310,10 @@ mod programs {
         {
             return;
         }
-        if cfg.flags & flags::AREA != 0 && event.iovec_unreadable == 0 {
+        if cfg.flags & flags::AREA != 0
+            && event.iovec_unreadable == 0
+            && !rejected_before_memory(&event, ret)
+        {
             look_up_area(&mut event);
         }
 
@@ -367,6 +370,25 @@ mod programs {
     pub fn sys_exit_process_madvise(ctx: TracePointContext) -> u32 {
         exit(&ctx, syscall::PROCESS_MADVISE, field::<i64>(&ctx, RET));
         0
+    }
+
+    /// Whether madvise refused the call before looking at any memory, so its
+    /// area cannot matter and is not looked up (the lookup takes the mm's
+    /// lock and costs more than the rest of the event): EINVAL for an advice
+    /// no kernel defines, or for a start that is not page-aligned
+    /// (mm/madvise.c checks both first).
+    #[inline(always)]
+    fn rejected_before_memory(event: &RawEvent, ret: i64) -> bool {
+        const EINVAL: i64 = 22;
+        const PAGE_MASK: u64 = 4096 - 1;
+        if ret != -EINVAL {
+            return false;
+        }
+        let advice = event.advice;
+        let defined = (0..=4).contains(&advice)
+            || (8..=25).contains(&advice)
+            || (100..=103).contains(&advice);
+        !defined || event.start & PAGE_MASK != 0
     }
 
     /// What `read_vma` fills in.
