@@ -147,7 +147,7 @@ pub fn run(args: &Args) -> Result<()> {
          | rate the loop offered, kept up with without loss | {offered:.0} events/s ({ns_per_call:.1} ns per call) |\n\
          | recorder CPU time for them | {cpu:.2} s ({cpu_ns:.0} ns per event, {capacity:.0} events per CPU-second) |\n\
          | recorder peak RSS | {rss:.1} MiB |\n\
-         | capture size | {file_bytes} bytes, {bpe:.1} bytes per event (120 per event frame; the rest is the header and one counters record a second) |\n\
+         | capture size | {file_bytes} bytes, {bpe:.1} bytes per event (156 per event frame in format 1.1; the rest is the header and one counters record a second) |\n\
          | `report --summary` over {all_events} events, warm | median {read_s:.3} s = {read_rate:.0} events/s (best {best_s:.3} s = {best_rate:.0} events/s) |\n",
         calls = args.calls,
         reads = args.reads,
