@@ -77,21 +77,7 @@ pub const EVENT_FRAME_LEN: u64 = (FRAME_HEADER_LEN + EVENT_LEN) as u64;
 pub struct Counters {
     /// `CLOCK_BOOTTIME` when the snapshot was taken, in nanoseconds.
     pub ts_boot_ns: u64,
-    /// madvise/process_madvise calls seen at exit.
-    pub calls: u64,
-    /// Calls that failed (restarts excluded).
-    pub failures: u64,
-    /// Events handed to the ring buffer.
-    pub sent: u64,
-    /// Events the ring buffer had no room for.
-    pub lost: u64,
-    /// Calls that returned -ERESTART* and will run again.
-    pub restarts: u64,
-    /// Events whose call's duration is unknown (`duration_ns` is
-    /// `thptrace_common::NO_DURATION`): the call slept while another
-    /// madvise ran on its CPU, or the tracer attached mid-call. Same meaning
-    /// as [`crate::event::KernelCounters::no_duration`].
-    pub no_duration: u64,
+    pub kernel: KernelCounters,
 }
 
 impl Counters {
@@ -99,25 +85,13 @@ impl Counters {
     pub fn snapshot(ts_boot_ns: u64, k: &KernelCounters) -> Counters {
         Counters {
             ts_boot_ns,
-            calls: k.calls,
-            failures: k.failures,
-            sent: k.sent,
-            lost: k.lost,
-            restarts: k.restarts,
-            no_duration: k.no_duration,
+            kernel: *k,
         }
     }
 
     /// The counters without their time stamp, as the summary shows them.
     pub fn kernel(&self) -> KernelCounters {
-        KernelCounters {
-            calls: self.calls,
-            failures: self.failures,
-            sent: self.sent,
-            lost: self.lost,
-            restarts: self.restarts,
-            no_duration: self.no_duration,
-        }
+        self.kernel
     }
 }
 
@@ -299,14 +273,15 @@ pub fn decode_event(b: &[u8]) -> Option<Event> {
 
 pub fn encode_counters(c: &Counters) -> [u8; COUNTERS_LEN] {
     let mut b = [0u8; COUNTERS_LEN];
+    let k = &c.kernel;
     let fields = [
         c.ts_boot_ns,
-        c.calls,
-        c.failures,
-        c.sent,
-        c.lost,
-        c.restarts,
-        c.no_duration,
+        k.calls,
+        k.failures,
+        k.sent,
+        k.lost,
+        k.restarts,
+        k.no_duration,
     ];
     for (i, v) in fields.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
@@ -318,12 +293,14 @@ pub fn decode_counters(b: &[u8]) -> Option<Counters> {
     let b = b.get(..COUNTERS_LEN)?;
     Some(Counters {
         ts_boot_ns: u64_at(b, 0),
-        calls: u64_at(b, 8),
-        failures: u64_at(b, 16),
-        sent: u64_at(b, 24),
-        lost: u64_at(b, 32),
-        restarts: u64_at(b, 40),
-        no_duration: u64_at(b, 48),
+        kernel: KernelCounters {
+            calls: u64_at(b, 8),
+            failures: u64_at(b, 16),
+            sent: u64_at(b, 24),
+            lost: u64_at(b, 32),
+            restarts: u64_at(b, 40),
+            no_duration: u64_at(b, 48),
+        },
     })
 }
 

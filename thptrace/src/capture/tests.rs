@@ -122,12 +122,14 @@ fn small_capture(dir: &TempDir) -> (PathBuf, Vec<Event>, Counters) {
     let events = extreme_events();
     let counters = Counters {
         ts_boot_ns: 5,
-        calls: 1,
-        failures: 2,
-        sent: 3,
-        lost: 4,
-        restarts: 5,
-        no_duration: u64::MAX,
+        kernel: crate::event::KernelCounters {
+            calls: 1,
+            failures: 2,
+            sent: 3,
+            lost: 4,
+            restarts: 5,
+            no_duration: u64::MAX,
+        },
     };
     for e in &events[..2] {
         w.write_event(e).unwrap();

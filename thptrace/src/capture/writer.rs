@@ -417,10 +417,12 @@ pub fn write_synthetic(path: &Path, events: u64) -> Result<WriterStats, CaptureE
         if i % 10_000 == 9_999 {
             w.write_counters(&Counters {
                 ts_boot_ns: synthetic_event(i).ts_boot_ns,
-                calls: i + 1,
-                failures: i + 1,
-                sent: i + 1,
-                ..Counters::default()
+                kernel: crate::event::KernelCounters {
+                    calls: i + 1,
+                    failures: i + 1,
+                    sent: i + 1,
+                    ..Default::default()
+                },
             })?;
         }
     }
