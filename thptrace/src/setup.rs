@@ -247,10 +247,23 @@ pub fn explain_load_error(e: &aya::EbpfError) -> String {
 
 /// What a program the verifier or kernel refused means.
 pub fn explain_program_error(name: &str, e: &aya::programs::ProgramError) -> String {
+    let text = chain(e);
     format!(
-        "the kernel refused thptrace's program {name}: {}; this kernel may lack BPF tracepoint programs (CONFIG_BPF_EVENTS) or the JIT (CONFIG_BPF_JIT); please report it with `thptrace check` output",
-        chain(e)
+        "the kernel refused thptrace's program {name}: {text}; {}",
+        program_error_hint(os_error(e), &text)
     )
+}
+
+/// What to make of a refused program, from the error number and the
+/// verifier's log.
+fn program_error_hint(errno: Option<i32>, text: &str) -> &'static str {
+    if errno == Some(libc::E2BIG) || text.contains("BPF program is too large") {
+        "the verifier gave up: the program is too complex for this kernel's verifier (older kernels prune less); please report it with `thptrace check` and `uname -r` output"
+    } else if matches!(errno, Some(libc::EPERM) | Some(libc::EACCES)) {
+        "permission denied: run as root (or with CAP_BPF and CAP_PERFMON); lockdown can also forbid BPF"
+    } else {
+        "this kernel may lack BPF tracepoint programs (CONFIG_BPF_EVENTS) or the JIT (CONFIG_BPF_JIT); please report it with `thptrace check` output"
+    }
 }
 
 /// What a failed attach means.
@@ -292,6 +305,20 @@ format:
         assert_eq!(field_offset(NEWTASK, "clone_flags"), Some(32));
         assert_eq!(field_offset(NEWTASK, "common_pid"), Some(4));
         assert_eq!(field_offset(NEWTASK, "oom_score_adj"), None);
+    }
+
+    #[test]
+    fn program_errors_get_the_right_hint() {
+        assert!(
+            program_error_hint(Some(libc::E2BIG), "processed 1000001 insns")
+                .contains("too complex")
+        );
+        assert!(
+            program_error_hint(None, "BPF program is too large. Processed 1000001 insn")
+                .contains("too complex")
+        );
+        assert!(program_error_hint(Some(libc::EPERM), "").contains("run as root"));
+        assert!(program_error_hint(Some(libc::EINVAL), "").contains("CONFIG_BPF_EVENTS"));
     }
 
     #[test]
