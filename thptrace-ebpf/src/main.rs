@@ -38,7 +38,7 @@ mod programs {
             bpf_find_vma, bpf_get_current_cgroup_id, bpf_get_current_comm,
             bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_current_uid_gid,
             bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem,
-            bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+            bpf_probe_read_user, bpf_task_pt_regs,
         },
         macros::{map, raw_tracepoint, tracepoint},
         maps::{HashMap, PerCpuArray, RingBuf},
@@ -140,6 +140,32 @@ mod programs {
         ss: u64,
     }
 
+    impl PtRegs {
+        const ZERO: PtRegs = PtRegs {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            bp: 0,
+            bx: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            ax: 0,
+            cx: 0,
+            dx: 0,
+            si: 0,
+            di: 0,
+            orig_ax: 0,
+            ip: 0,
+            cs: 0,
+            flags: 0,
+            sp: 0,
+            ss: 0,
+        };
+    }
+
     #[inline(always)]
     fn config() -> Config {
         // SAFETY: CONFIG is a plain value; the volatile read stops the compiler
@@ -194,7 +220,7 @@ mod programs {
     }
 
     #[inline(always)]
-    fn exit<C: EbpfContext>(ctx: &C, which: u32, ret: i64) {
+    fn exit(which: u32, ret: i64) {
         let cfg = config();
         let pid_tgid = bpf_get_current_pid_tgid();
         // Before the filters: every thread's stamp is taken back, so none is
@@ -224,7 +250,7 @@ mod programs {
             Some(t) if t != 0 && t <= now => now - t,
             _ => NO_DURATION,
         };
-        report(ctx, &cfg, which, pid_tgid, ret, now, duration);
+        report(&cfg, which, pid_tgid, ret, now, duration);
     }
 
     /// This call's entry time, if this CPU's stamp is this thread's; clears
@@ -266,23 +292,22 @@ mod programs {
     }
 
     #[inline(always)]
-    fn report<C: EbpfContext>(
-        ctx: &C,
-        cfg: &Config,
-        which: u32,
-        pid_tgid: u64,
-        ret: i64,
-        now: u64,
-        duration: u64,
-    ) {
+    fn report(cfg: &Config, which: u32, pid_tgid: u64, ret: i64, now: u64, duration: u64) {
         // SAFETY: helpers that take the current task, which is valid here.
         let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
-        let Ok(regs) = (unsafe { bpf_probe_read_kernel(regs) }) else {
-            warn!(
-                ctx,
-                "cannot read the saved registers of tid {}", pid_tgid as u32
-            );
-            return;
+        // The helper returns a typed kernel pointer (BTF `struct pt_regs`):
+        // the verifier lets us load its fields directly, a fault-safe load
+        // each, with no helper call and no copy of the whole structure.
+        // SAFETY: loads of `pt_regs` fields at their BTF offsets.
+        let regs = unsafe {
+            PtRegs {
+                di: core::ptr::read_volatile(core::ptr::addr_of!((*regs).di)),
+                si: core::ptr::read_volatile(core::ptr::addr_of!((*regs).si)),
+                dx: core::ptr::read_volatile(core::ptr::addr_of!((*regs).dx)),
+                r10: core::ptr::read_volatile(core::ptr::addr_of!((*regs).r10)),
+                r8: core::ptr::read_volatile(core::ptr::addr_of!((*regs).r8)),
+                ..PtRegs::ZERO
+            }
         };
         let mut event = RawEvent::zeroed();
         if which == syscall::MADVISE {
@@ -362,13 +387,13 @@ mod programs {
 
     #[tracepoint(category = "syscalls", name = "sys_exit_madvise")]
     pub fn sys_exit_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx, syscall::MADVISE, field::<i64>(&ctx, RET));
+        exit(syscall::MADVISE, field::<i64>(&ctx, RET));
         0
     }
 
     #[tracepoint(category = "syscalls", name = "sys_exit_process_madvise")]
     pub fn sys_exit_process_madvise(ctx: TracePointContext) -> u32 {
-        exit(&ctx, syscall::PROCESS_MADVISE, field::<i64>(&ctx, RET));
+        exit(syscall::PROCESS_MADVISE, field::<i64>(&ctx, RET));
         0
     }
 
