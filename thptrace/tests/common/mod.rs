@@ -77,6 +77,69 @@ pub fn of_pid(events: Vec<Value>, pid: u64) -> Vec<Value> {
     events.into_iter().filter(|e| e["pid"] == pid).collect()
 }
 
+/// Checks one event against the call madvise-scenarios made, field by field.
+pub fn assert_event_is(event: &Value, call: &Value, pid: u64) {
+    let ctx = format!("event {event}\ncall {call}");
+    assert_eq!(event["schema"], 1, "{ctx}");
+    assert_eq!(event["pid"], pid, "{ctx}");
+    assert_eq!(event["tid"], call["tid"], "{ctx}");
+    assert_eq!(event["comm"], "madvise-scenari", "{ctx}");
+    assert_eq!(event["syscall"], call["syscall"], "{ctx}");
+    assert_eq!(event["start"], call["start"], "{ctx}");
+    assert_eq!(event["len"], call["len"], "{ctx}");
+    assert_eq!(event["advice"], call["advice"], "{ctx}");
+    assert_eq!(event["ret"], call["ret"], "{ctx}");
+    let ret = call["ret"].as_i64().unwrap();
+    if ret < 0 {
+        assert_eq!(event["errno"], -ret, "{ctx}");
+        let name = match -ret {
+            22 => "EINVAL",
+            12 => "ENOMEM",
+            other => panic!("unexpected errno {other} in {ctx}"),
+        };
+        assert_eq!(event["errno_name"], name, "{ctx}");
+    } else {
+        assert!(event["errno"].is_null(), "{ctx}");
+    }
+    let advice_name = match call["advice"].as_i64().unwrap() {
+        9999 => Value::Null,
+        0 => "MADV_NORMAL".into(),
+        4 => "MADV_DONTNEED".into(),
+        9 => "MADV_REMOVE".into(),
+        15 => "MADV_NOHUGEPAGE".into(),
+        20 => "MADV_COLD".into(),
+        18 => "MADV_WIPEONFORK".into(),
+        other => panic!("unexpected advice {other}"),
+    };
+    assert_eq!(event["advice_name"], advice_name, "{ctx}");
+    if call["syscall"] == "process_madvise" {
+        assert_eq!(event["flags"], call["flags"], "{ctx}");
+        assert_eq!(event["vlen"], call["vlen"], "{ctx}");
+        assert_eq!(event["pidfd"], call["pidfd"], "{ctx}");
+    } else {
+        assert!(event.get("pidfd").is_none(), "{ctx}");
+    }
+    assert_eq!(event["uid"], 0, "{ctx}");
+    assert_eq!(event["gid"], 0, "{ctx}");
+    assert!(event["cpu"].is_u64(), "{ctx}");
+    assert!(event["cgroup_id"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(event["duration_ns"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(event["ts_boot_ns"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(event["time"].as_str().unwrap().ends_with('Z'), "{ctx}");
+}
+
+pub fn assert_events_are(events: &[Value], calls: &[&Value], pid: u64) {
+    assert_eq!(
+        events.len(),
+        calls.len(),
+        "expected exactly {} events, got:\n{events:#?}",
+        calls.len()
+    );
+    for (event, call) in events.iter().zip(calls) {
+        assert_event_is(event, call, pid);
+    }
+}
+
 /// A background process whose stderr lines arrive on a channel.
 pub struct Background {
     pub child: Child,
