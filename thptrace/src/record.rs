@@ -15,9 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{
-    CaptureError, CaptureWriter, Counters, HostInfo, WriterOptions, boot_time_now_ns,
-};
+use crate::capture::{CaptureError, CaptureWriter, Counters, HostInfo, WriterOptions};
 use crate::cli::{FilterArgs, RunArgs};
 use crate::event::{Event, KernelCounters};
 use crate::filter::Filters;
@@ -151,7 +149,7 @@ impl Sink for Recorder {
             return Err(Self::failed(e));
         }
         self.writer
-            .write_counters(&Counters::snapshot(boot_time_now_ns(), counters))
+            .write_counters(&Counters::snapshot(crate::clock::boot_now_ns(), counters))
             .and_then(|()| self.writer.flush())
             .map_err(Self::failed)
     }
@@ -198,7 +196,10 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
     }
     // The last snapshot is the authority on what was lost.
     rec.writer
-        .write_counters(&Counters::snapshot(boot_time_now_ns(), &done.counters))
+        .write_counters(&Counters::snapshot(
+            crate::clock::boot_now_ns(),
+            &done.counters,
+        ))
         .map_err(Recorder::failed)?;
     let last_file = rec.writer.current_path().to_path_buf();
     let stats = rec.writer.finish().map_err(Recorder::failed)?;

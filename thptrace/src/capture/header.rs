@@ -91,7 +91,7 @@ impl HostInfo {
             kernel_release,
             arch,
             page_size: u64::try_from(page_size).unwrap_or(0),
-            boot_time_ns: boot_wall_ns(),
+            boot_time_ns: crate::clock::Clock::host().boot_epoch_ns.max(0) as u64,
             facts: serde_json::Value::Null,
         }
     }
@@ -104,35 +104,6 @@ fn cstr_field(field: &[libc::c_char]) -> String {
         .map(|&c| c as u8)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes only into `ts`.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
-
-/// `CLOCK_BOOTTIME` now, in nanoseconds: the clock event stamps use.
-pub fn boot_time_now_ns() -> u64 {
-    clock_ns(libc::CLOCK_BOOTTIME)
-}
-
-/// Wall-clock time of boot in ns since the epoch. Read the two clocks in the
-/// order boot, real, boot and take the midpoint so a preemption between the
-/// reads costs at most half its length.
-fn boot_wall_ns() -> u64 {
-    let b1 = boot_time_now_ns();
-    let real = clock_ns(libc::CLOCK_REALTIME);
-    let b2 = boot_time_now_ns();
-    real.saturating_sub(b1 / 2 + b2 / 2)
 }
 
 /// An event's wall-clock time in ns since the epoch, given its host's boot

@@ -29,7 +29,7 @@ pub use format::{
     Counters, EVENT_FRAME_LEN, EVENT_LEN, End, FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_HEADER_LEN,
     MAX_RECORD_LEN, flag as record_flag, kind as record_kind,
 };
-pub use header::{Header, HostInfo, boot_time_now_ns, wall_clock_ns};
+pub use header::{Header, HostInfo, wall_clock_ns};
 pub use reader::{CaptureReader, ReadOptions, ReadStats, Record, scan};
 pub use set::{CaptureSet, Merge, Merged, merge, rotated_path, set_files};
 pub use size::{SizeError, parse_size};

@@ -811,7 +811,7 @@ fn host_detection_fills_what_it_can() {
     assert!(h.page_size >= 4096);
     // Booted after 2020 and before now.
     assert!(h.boot_time_ns > 1_577_836_800_000_000_000);
-    assert!(wall_clock_ns(&h, boot_time_now_ns()) > h.boot_time_ns);
+    assert!(wall_clock_ns(&h, crate::clock::boot_now_ns()) > h.boot_time_ns);
 }
 
 /// A measurement, not an assertion: run with

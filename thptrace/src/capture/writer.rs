@@ -11,8 +11,9 @@ use super::format::{
     self, Counters, END_FRAME_LEN, EVENT_FRAME_LEN, End, FORMAT_MAJOR, FORMAT_MINOR,
     FRAME_HEADER_LEN, flag, kind,
 };
-use super::header::{Header, HostInfo, boot_time_now_ns};
+use super::header::{Header, HostInfo};
 use super::set::{rotated_path, set_files};
+use crate::clock::boot_now_ns;
 use crate::event::Event;
 
 /// How and where to write.
@@ -274,7 +275,7 @@ impl CaptureWriter {
 
     fn write_end(&mut self, continued: bool) -> Result<(), CaptureError> {
         let end = End {
-            ts_boot_ns: boot_time_now_ns(),
+            ts_boot_ns: boot_now_ns(),
             events: self.events_in_file,
             continued,
         };
@@ -331,7 +332,7 @@ impl CaptureWriter {
             thptrace_version: env!("CARGO_PKG_VERSION").to_string(),
             capture_id: self.capture_id.clone(),
             sequence: self.sequence,
-            created_boot_ns: boot_time_now_ns(),
+            created_boot_ns: boot_now_ns(),
             host: self.host.clone(),
             filters: self.filters.clone(),
         };
@@ -370,7 +371,7 @@ fn new_capture_id(boot_time_ns: u64) -> String {
         "{:x}-{:x}-{:x}",
         boot_time_ns,
         std::process::id(),
-        boot_time_now_ns()
+        boot_now_ns()
     )
 }
 
