@@ -78,10 +78,6 @@ impl Annotator {
         }
     }
 
-    pub fn facts(&self) -> &HostFacts {
-        &self.facts
-    }
-
     /// The area and explanation of a failed call; `None` for a success.
     pub fn annotate(&mut self, e: &Event) -> Option<Arc<Annotation>> {
         if !e.failed() {

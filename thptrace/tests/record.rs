@@ -72,15 +72,7 @@ fn assert_event_has_every_field(event: &Value, call: &Value, pid: u64) {
 
 /// Like common::assert_events_are, with the exact field set checked too.
 fn assert_events_are(events: &[Value], calls: &[&Value], pid: u64) {
-    assert_eq!(
-        events.len(),
-        calls.len(),
-        "expected exactly {} events, got:\n{events:#?}",
-        calls.len()
-    );
-    for (event, call) in events.iter().zip(calls) {
-        assert_event_has_every_field(event, call, pid);
-    }
+    assert_events_match(events, calls, pid, assert_event_has_every_field);
 }
 
 fn run(args: &[&str]) -> Output {

@@ -6,8 +6,6 @@
 //! Dropping a [`Probe`] detaches and unloads everything it loaded: aya closes
 //! the links, programs and maps with their file descriptors.
 
-use std::os::fd::AsRawFd;
-
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
@@ -295,11 +293,6 @@ impl Probe {
             restarts: read(counter::RESTARTS)?,
             no_duration: read(counter::NO_DURATION)?,
         })
-    }
-
-    /// The file descriptor of the ring buffer (for callers that poll).
-    pub fn events_fd(&self) -> i32 {
-        self.events.get_ref().as_raw_fd()
     }
 }
 

@@ -129,6 +129,16 @@ pub fn assert_event_is(event: &Value, call: &Value, pid: u64) {
 }
 
 pub fn assert_events_are(events: &[Value], calls: &[&Value], pid: u64) {
+    assert_events_match(events, calls, pid, assert_event_is);
+}
+
+/// Exactly one event per call, in order, each checked by `check`.
+pub fn assert_events_match(
+    events: &[Value],
+    calls: &[&Value],
+    pid: u64,
+    check: fn(&Value, &Value, u64),
+) {
     assert_eq!(
         events.len(),
         calls.len(),
@@ -136,7 +146,7 @@ pub fn assert_events_are(events: &[Value], calls: &[&Value], pid: u64) {
         calls.len()
     );
     for (event, call) in events.iter().zip(calls) {
-        assert_event_is(event, call, pid);
+        check(event, call, pid);
     }
 }
 
