@@ -30,15 +30,18 @@
 
 #[cfg(target_arch = "bpf")]
 mod programs {
-    use aya_ebpf::helpers::generated::bpf_probe_read_kernel as raw_probe_read_kernel;
+    use aya_ebpf::helpers::generated::{
+        bpf_get_current_comm as raw_get_current_comm,
+        bpf_probe_read_kernel as raw_probe_read_kernel,
+    };
     use aya_ebpf::{
         EbpfContext,
         bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
-            bpf_find_vma, bpf_get_current_cgroup_id, bpf_get_current_comm,
-            bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_get_current_uid_gid,
-            bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem,
-            bpf_probe_read_user, bpf_task_pt_regs,
+            bpf_find_vma, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
+            bpf_get_current_task_btf, bpf_get_current_uid_gid, bpf_get_smp_processor_id,
+            bpf_ktime_get_boot_ns, bpf_map_lookup_percpu_elem, bpf_probe_read_user,
+            bpf_task_pt_regs,
         },
         macros::{map, raw_tracepoint, tracepoint},
         maps::{HashMap, PerCpuArray, RingBuf},
@@ -47,8 +50,8 @@ mod programs {
     use aya_log_ebpf::warn;
     use core::ffi::c_void;
     use thptrace_common::{
-        Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, area, counter,
-        flags, syscall,
+        COMM_LEN, Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, area,
+        counter, flags, syscall,
     };
 
     /// Programs that use GPL-only helpers (bpf_get_current_task_btf) must say
@@ -138,32 +141,6 @@ mod programs {
         flags: u64,
         sp: u64,
         ss: u64,
-    }
-
-    impl PtRegs {
-        const ZERO: PtRegs = PtRegs {
-            r15: 0,
-            r14: 0,
-            r13: 0,
-            r12: 0,
-            bp: 0,
-            bx: 0,
-            r11: 0,
-            r10: 0,
-            r9: 0,
-            r8: 0,
-            ax: 0,
-            cx: 0,
-            dx: 0,
-            si: 0,
-            di: 0,
-            orig_ax: 0,
-            ip: 0,
-            cs: 0,
-            flags: 0,
-            sp: 0,
-            ss: 0,
-        };
     }
 
     #[inline(always)]
@@ -291,64 +268,95 @@ mod programs {
         }
     }
 
+    /// The call's arguments, as the event carries them.
+    struct Args {
+        start: u64,
+        len: u64,
+        vlen: u64,
+        advice: i32,
+        pidfd: i32,
+        flags: u32,
+        iovec_unreadable: u32,
+    }
+
+    /// Reads the call's arguments from the task's saved user registers.
     #[inline(always)]
-    fn report(cfg: &Config, which: u32, pid_tgid: u64, ret: i64, now: u64, duration: u64) {
+    fn read_args(which: u32) -> Args {
         // SAFETY: helpers that take the current task, which is valid here.
         let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
         // The helper returns a typed kernel pointer (BTF `struct pt_regs`):
         // the verifier lets us load its fields directly, a fault-safe load
         // each, with no helper call and no copy of the whole structure.
         // SAFETY: loads of `pt_regs` fields at their BTF offsets.
-        let regs = unsafe {
-            PtRegs {
-                di: core::ptr::read_volatile(core::ptr::addr_of!((*regs).di)),
-                si: core::ptr::read_volatile(core::ptr::addr_of!((*regs).si)),
-                dx: core::ptr::read_volatile(core::ptr::addr_of!((*regs).dx)),
-                r10: core::ptr::read_volatile(core::ptr::addr_of!((*regs).r10)),
-                r8: core::ptr::read_volatile(core::ptr::addr_of!((*regs).r8)),
-                ..PtRegs::ZERO
-            }
+        let reg = |r: *const u64| unsafe { core::ptr::read_volatile(r) };
+        let (di, si, dx) = unsafe {
+            (
+                reg(core::ptr::addr_of!((*regs).di)),
+                reg(core::ptr::addr_of!((*regs).si)),
+                reg(core::ptr::addr_of!((*regs).dx)),
+            )
         };
-        let mut event = RawEvent::zeroed();
         if which == syscall::MADVISE {
-            event.start = regs.di;
-            event.len = regs.si;
-            event.advice = regs.dx as i32;
-        } else {
-            event.pidfd = regs.di as i32;
-            event.vlen = regs.dx;
-            event.advice = regs.r10 as i32;
-            event.flags = regs.r8 as u32;
-            if event.vlen > 0 {
-                // The first iovec, from the caller's memory.
-                match unsafe { bpf_probe_read_user(regs.si as *const [u64; 2]) } {
-                    Ok([base, len]) => {
-                        event.start = base;
-                        event.len = len;
-                    }
-                    Err(_) => event.iovec_unreadable = 1,
+            return Args {
+                start: di,
+                len: si,
+                vlen: 0,
+                advice: dx as i32,
+                pidfd: -1,
+                flags: 0,
+                iovec_unreadable: 0,
+            };
+        }
+        let (r10, r8) = unsafe {
+            (
+                reg(core::ptr::addr_of!((*regs).r10)),
+                reg(core::ptr::addr_of!((*regs).r8)),
+            )
+        };
+        let mut args = Args {
+            start: 0,
+            len: 0,
+            vlen: dx,
+            advice: r10 as i32,
+            pidfd: di as i32,
+            flags: r8 as u32,
+            iovec_unreadable: 0,
+        };
+        if dx > 0 {
+            // The first iovec, from the caller's memory.
+            match unsafe { bpf_probe_read_user(si as *const [u64; 2]) } {
+                Ok([base, len]) => {
+                    args.start = base;
+                    args.len = len;
                 }
+                Err(_) => args.iovec_unreadable = 1,
             }
         }
+        args
+    }
+
+    #[inline(always)]
+    fn report(cfg: &Config, which: u32, pid_tgid: u64, ret: i64, now: u64, duration: u64) {
+        let args = read_args(which);
         if cfg.flags & flags::FILTER_ADVICE != 0
-            && ADVICE_FILTER.get_ptr(event.advice as u32).is_none()
+            && ADVICE_FILTER.get_ptr(args.advice as u32).is_none()
         {
             return;
         }
-        if cfg.flags & flags::AREA != 0
-            && event.iovec_unreadable == 0
-            && !rejected_before_memory(&event, ret)
+        let area = if cfg.flags & flags::AREA != 0
+            && args.iovec_unreadable == 0
+            && !rejected_before_memory(&args, ret)
         {
-            look_up_area(&mut event);
-        }
+            look_up_area(&args)
+        } else {
+            Area::NONE
+        };
 
         let Some(mut slot) = EVENTS.reserve::<RawEvent>(0) else {
             count(counter::LOST);
             return;
         };
-        let tid = pid_tgid as u32;
         let mut wake = false;
-        event.duration_ns = duration;
         if let Some(state) = CPU_STATE.get_ptr_mut(0) {
             // SAFETY: per-CPU slot; programs do not migrate CPUs.
             let state = unsafe { &mut *state };
@@ -357,21 +365,45 @@ mod programs {
                 wake = true;
             }
         }
-        if event.duration_ns == NO_DURATION {
+        if duration == NO_DURATION {
             count(counter::NO_DURATION);
         }
         let ids = bpf_get_current_uid_gid();
-        event.ts_ns = now;
-        event.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-        event.ret = ret;
-        event.tgid = (pid_tgid >> 32) as u32;
-        event.tid = tid;
-        event.uid = ids as u32;
-        event.gid = (ids >> 32) as u32;
-        event.cpu = unsafe { bpf_get_smp_processor_id() };
-        event.syscall = which;
-        event.comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        slot.write(event);
+        // Every field is written straight into the reserved record: building
+        // the event on the stack first cost a 152-byte zeroing (a `memset`
+        // subprogram call) and a copy on every failure.
+        let e = slot.as_mut_ptr();
+        // SAFETY: `e` is the reserved record, ours until submit; each field is
+        // written exactly once.
+        unsafe {
+            use core::ptr::addr_of_mut as at;
+            at!((*e).ts_ns).write(now);
+            at!((*e).duration_ns).write(duration);
+            at!((*e).cgroup_id).write(bpf_get_current_cgroup_id());
+            at!((*e).start).write(args.start);
+            at!((*e).len).write(args.len);
+            at!((*e).vlen).write(args.vlen);
+            at!((*e).ret).write(ret);
+            at!((*e).tgid).write((pid_tgid >> 32) as u32);
+            at!((*e).tid).write(pid_tgid as u32);
+            at!((*e).uid).write(ids as u32);
+            at!((*e).gid).write((ids >> 32) as u32);
+            at!((*e).cpu).write(bpf_get_smp_processor_id());
+            at!((*e).advice).write(args.advice);
+            at!((*e).pidfd).write(args.pidfd);
+            at!((*e).flags).write(args.flags);
+            at!((*e).syscall).write(which);
+            at!((*e).iovec_unreadable).write(args.iovec_unreadable);
+            // The helper writes the name into the record itself; on failure it
+            // zeroes it.
+            raw_get_current_comm(at!((*e).comm).cast(), COMM_LEN as u32);
+            at!((*e).area_start).write(area.start);
+            at!((*e).area_end).write(area.end);
+            at!((*e).area_vm_flags).write(area.vm_flags);
+            at!((*e).area_gap).write(area.gap);
+            at!((*e).area_status).write(area.status);
+            at!((*e)._pad).write(0);
+        }
         // Wake the loader only now and then, or when the buffer fills up: it
         // also drains on a timer.
         if !wake && EVENTS.query(BPF_RB_AVAIL_DATA.into()) >= u64::from(cfg.wake_bytes) {
@@ -403,17 +435,17 @@ mod programs {
     /// no kernel defines, or for a start that is not page-aligned
     /// (mm/madvise.c checks both first).
     #[inline(always)]
-    fn rejected_before_memory(event: &RawEvent, ret: i64) -> bool {
+    fn rejected_before_memory(args: &Args, ret: i64) -> bool {
         const EINVAL: i64 = 22;
         const PAGE_MASK: u64 = 4096 - 1;
         if ret != -EINVAL {
             return false;
         }
-        let advice = event.advice;
+        let advice = args.advice;
         let defined = (0..=4).contains(&advice)
             || (8..=25).contains(&advice)
             || (100..=103).contains(&advice);
-        !defined || event.start & PAGE_MASK != 0
+        !defined || args.start & PAGE_MASK != 0
     }
 
     /// What `read_vma` fills in.
@@ -485,33 +517,58 @@ mod programs {
         }
     }
 
-    /// Fills the event's `area_*` fields: the area containing the start, and
-    /// whether areas cover the whole range (else where the first gap is).
+    /// What the event says of the call's memory: its `area_*` fields.
+    struct Area {
+        start: u64,
+        end: u64,
+        vm_flags: u64,
+        gap: u64,
+        status: u32,
+    }
+
+    impl Area {
+        /// No lookup made (or it could not run).
+        const NONE: Area = Area {
+            start: 0,
+            end: 0,
+            vm_flags: 0,
+            gap: 0,
+            status: 0,
+        };
+    }
+
+    /// The area containing the call's start, and whether areas cover the
+    /// whole range (else where the first gap is).
     #[inline(always)]
-    fn look_up_area(event: &mut RawEvent) {
+    fn look_up_area(args: &Args) -> Area {
         // SAFETY: the current task, valid here.
         let task = unsafe { bpf_get_current_task_btf() };
-        let Ok(first) = find_area(task, event.start) else {
-            return;
+        let Ok(first) = find_area(task, args.start) else {
+            return Area::NONE;
         };
         let mut status = area::LOOKED_UP;
-        let range_end = event.start.wrapping_add(event.len);
+        let range_end = args.start.wrapping_add(args.len);
         let Some(vma) = first else {
-            event.area_gap = event.start;
-            event.area_status = status | area::GAP_FOUND;
-            return;
+            return Area {
+                gap: args.start,
+                status: status | area::GAP_FOUND,
+                ..Area::NONE
+            };
         };
         status |= area::START_MAPPED;
-        event.area_start = vma.start;
-        event.area_end = vma.end;
-        event.area_vm_flags = vma.flags;
+        let mut found = Area {
+            start: vma.start,
+            end: vma.end,
+            vm_flags: vma.flags,
+            ..Area::NONE
+        };
         if vma.file != 0 {
             status |= area::FILE;
         }
         if vma.ops != 0 {
             status |= area::HAS_OPS;
         }
-        if range_end >= event.start {
+        if range_end >= args.start {
             // Follow the areas from the end of this one until the range is
             // covered or a gap shows (an overflowing range is not followed).
             let mut covered = vma.end;
@@ -523,7 +580,7 @@ mod programs {
                 match find_area(task, covered) {
                     Ok(Some(next)) if next.end > covered => covered = next.end,
                     Ok(_) => {
-                        event.area_gap = covered;
+                        found.gap = covered;
                         status |= area::GAP_FOUND;
                         break;
                     }
@@ -531,7 +588,8 @@ mod programs {
                 }
             }
         }
-        event.area_status = status;
+        found.status = status;
+        found
     }
 
     const ENOENT: i32 = 2;

@@ -21,6 +21,11 @@ use crate::util::{self, cmd, output, step, workspace_root};
 
 const BPFTRACE_PROGRAM: &str =
     "tracepoint:syscalls:sys_exit_madvise /args->ret < 0/ { @[comm, args->ret] = count(); }";
+/// A program on the same tracepoint whose filter is never true (system calls
+/// return -4095 at worst): what any tracer of `sys_exit_madvise` pays before
+/// its program does anything, the floor for the succeeding path.
+const FLOOR_PROGRAM: &str =
+    "tracepoint:syscalls:sys_exit_madvise /args->ret < -4096/ { @ = count(); }";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,6 +45,7 @@ enum Tracer {
     None,
     Thptrace,
     Bpftrace,
+    Floor,
 }
 
 impl Tracer {
@@ -48,6 +54,7 @@ impl Tracer {
             Tracer::None => "none (the call itself)",
             Tracer::Thptrace => "thptrace (full event per failure, to a file)",
             Tracer::Bpftrace => "bpftrace (failures counted by comm and errno)",
+            Tracer::Floor => "floor: a program on sys_exit_madvise that does nothing",
         }
     }
 }
@@ -227,7 +234,12 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::create_dir_all(&bench_dir)?;
     let trace_file = bench_dir.join("thptrace-output.txt");
 
-    let tracers = [Tracer::None, Tracer::Thptrace, Tracer::Bpftrace];
+    let tracers = [
+        Tracer::None,
+        Tracer::Thptrace,
+        Tracer::Bpftrace,
+        Tracer::Floor,
+    ];
     let mut samples: Vec<Samples> = tracers.iter().map(|_| Samples::default()).collect();
     let mut rounds: Vec<ThptraceRound> = Vec::new();
 
@@ -246,9 +258,14 @@ pub fn run(args: &Args) -> Result<()> {
                     r.wait_for("tracing failing madvise calls")?;
                     Some(r)
                 }
-                Tracer::Bpftrace => {
+                Tracer::Bpftrace | Tracer::Floor => {
+                    let program = if tracer == Tracer::Floor {
+                        FLOOR_PROGRAM
+                    } else {
+                        BPFTRACE_PROGRAM
+                    };
                     let mut c = Command::new("bpftrace");
-                    c.args(["-e", BPFTRACE_PROGRAM]);
+                    c.args(["-e", program]);
                     let mut r = Running::start(c)?;
                     r.wait_for("Attaching")?;
                     // bpftrace prints before its probes are live.
@@ -358,13 +375,32 @@ fn render(
             plus(other - base_other)
         );
     }
-    let (th, bt) = (added[1], added[2]);
+    let (th, bt, floor) = (added[1], added[2], added[3]);
     let _ = writeln!(
         s,
         "\nthptrace adds {:.2}x what bpftrace adds to a succeeding call and {:.2}x to a failing one (below 1 is cheaper).",
         th.0 / bt.0,
         th.1 / bt.1
     );
+    let _ = writeln!(
+        s,
+        "\nAbove the floor (what any program on sys_exit_madvise costs): bpftrace {:+.0} ns on a succeeding call and {:+.0} ns on a failing one; thptrace {:+.0} ns and {:+.0} ns.",
+        bt.0 - floor.0,
+        bt.1 - floor.1,
+        th.0 - floor.0,
+        th.1 - floor.1
+    );
+    // bpftrace's cost moves between rounds more than the others': show the
+    // spread so one median is not over-read.
+    for (t, smp) in tracers.iter().zip(samples).skip(1) {
+        let (ok_lo, ok_hi) = spread(&smp.ok_ns);
+        let (fail_lo, fail_hi) = spread(&smp.fail_ns);
+        let _ = writeln!(
+            s,
+            "- {}: succeeding {ok_lo:.0}..{ok_hi:.0} ns, failing {fail_lo:.0}..{fail_hi:.0} ns over the rounds",
+            t.name()
+        );
+    }
     if !rounds.is_empty() {
         let min_events = rounds.iter().map(|r| r.events).min().unwrap_or(0);
         let lost: u64 = rounds.iter().map(|r| r.lost).sum();
@@ -383,4 +419,12 @@ fn render(
         );
     }
     s
+}
+
+/// The lowest and highest sample.
+fn spread(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
