@@ -35,6 +35,9 @@ pub mod flags {
     /// the `vm_area_struct` offsets in [`super::Config`]). Off on kernels
     /// without the helper or without BTF.
     pub const AREA: u32 = 1 << 6;
+    /// Do not time calls (`--no-durations`): nothing is attached at system
+    /// call entry, and events carry [`super::NOT_TIMED`].
+    pub const UNTIMED: u32 = 1 << 7;
 }
 
 /// Indices of the per-CPU `COUNTERS` array. Every number the loader reports as
@@ -120,6 +123,10 @@ pub const WAKE_INTERVAL_NS: u64 = 5_000_000;
 /// [`RawEvent::duration_ns`] when the duration is unknown.
 pub const NO_DURATION: u64 = u64::MAX;
 
+/// [`RawEvent::duration_ns`] when the run did not time calls
+/// ([`flags::UNTIMED`]).
+pub const NOT_TIMED: u64 = u64::MAX - 1;
+
 /// One traced call, as the kernel reports it. Written into the `EVENTS` ring
 /// buffer when a call fails (or, with [`flags::REPORT_SUCCESS`], returns).
 #[repr(C)]
@@ -127,7 +134,8 @@ pub const NO_DURATION: u64 = u64::MAX;
 pub struct RawEvent {
     /// `CLOCK_BOOTTIME` when the call returned, in nanoseconds.
     pub ts_ns: u64,
-    /// Time from entry to return, in nanoseconds, or [`NO_DURATION`].
+    /// Time from entry to return, in nanoseconds, or [`NO_DURATION`], or
+    /// [`NOT_TIMED`].
     pub duration_ns: u64,
     pub cgroup_id: u64,
     /// madvise: `start`; process_madvise: the first iovec's base.

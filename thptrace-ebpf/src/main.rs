@@ -50,8 +50,8 @@ mod programs {
     use aya_log_ebpf::warn;
     use core::ffi::c_void;
     use thptrace_common::{
-        COMM_LEN, Config, NO_DURATION, RESTART_MAX, RESTART_MIN, RawEvent, WAKE_INTERVAL_NS, area,
-        counter, flags, syscall,
+        COMM_LEN, Config, NO_DURATION, NOT_TIMED, RESTART_MAX, RESTART_MIN, RawEvent,
+        WAKE_INTERVAL_NS, area, counter, flags, syscall,
     };
 
     /// Programs that use GPL-only helpers (bpf_get_current_task_btf) must say
@@ -202,7 +202,12 @@ mod programs {
         let pid_tgid = bpf_get_current_pid_tgid();
         // Before the filters: every thread's stamp is taken back, so none is
         // left for a later thread with a reused id.
-        let entry_ns = take_stamp(&cfg, pid_tgid as u32);
+        let timed = cfg.flags & flags::UNTIMED == 0;
+        let entry_ns = if timed {
+            take_stamp(&cfg, pid_tgid as u32)
+        } else {
+            None
+        };
         if !admitted(&cfg, pid_tgid) {
             return;
         }
@@ -224,6 +229,7 @@ mod programs {
         // Only reported calls read the clock.
         let now = unsafe { bpf_ktime_get_boot_ns() };
         let duration = match entry_ns {
+            _ if !timed => NOT_TIMED,
             Some(t) if t != 0 && t <= now => now - t,
             _ => NO_DURATION,
         };

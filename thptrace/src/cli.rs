@@ -169,6 +169,12 @@ pub struct RunArgs {
     #[arg(short = 'd', long, value_name = "DURATION", value_parser = duration)]
     pub duration: Option<Duration>,
 
+    /// Do not time calls: nothing runs at system call entry, so the host's
+    /// other system calls cost nothing extra (timing costs each of them
+    /// tens of nanoseconds); lines show no <duration>, JSON has null.
+    #[arg(long)]
+    pub no_durations: bool,
+
     /// Kernel ring buffer size: a power of two such as 16M, 64M, 256M.
     #[arg(long, value_name = "SIZE", value_parser = buffer_size, default_value = "64M")]
     pub buffer_size: u32,

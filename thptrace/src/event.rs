@@ -39,7 +39,8 @@ pub struct Event {
     /// into wall-clock time.
     pub ts_boot_ns: u64,
     /// Entry to return, in nanoseconds; `thptrace_common::NO_DURATION` when
-    /// unknown (see [`Event::duration`]).
+    /// unknown, `NOT_TIMED` when the run did not time calls (see
+    /// [`Event::duration`] and [`Event::timed`]).
     pub duration_ns: u64,
     pub tgid: u32,
     pub tid: u32,
@@ -135,7 +136,14 @@ impl Event {
 
     /// How long the call took, when known.
     pub fn duration(&self) -> Option<u64> {
-        (self.duration_ns != thptrace_common::NO_DURATION).then_some(self.duration_ns)
+        self.timed()
+            .then_some(self.duration_ns)
+            .filter(|&d| d != thptrace_common::NO_DURATION)
+    }
+
+    /// Whether the run timed its calls (`--no-durations` did not).
+    pub fn timed(&self) -> bool {
+        self.duration_ns != thptrace_common::NOT_TIMED
     }
 
     /// The errno of a failed call, `None` for one that succeeded.

@@ -31,6 +31,14 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// Whether events are explained (areas and causes): `--brief` drops the
+    /// text lines, but JSON keeps them as fields, as the help promises.
+    pub fn explains(self, brief: bool) -> bool {
+        !brief || self == Format::Json
+    }
+}
+
 /// Turns events into lines. Keeps the state that makes that cheap: the
 /// boot-to-wall-clock offset and the local time zone of the last second.
 pub struct Formatter {
@@ -110,6 +118,8 @@ impl Formatter {
                 push_padded(out, d / 1000 % 1_000_000, 6);
                 out.push_str(">\n");
             }
+            // Like strace without -T: an untimed run shows no duration.
+            None if !e.timed() => out.push('\n'),
             None => out.push_str(" <?>\n"),
         }
         if let Some(note) = note {
@@ -324,6 +334,36 @@ mod tests {
         );
         e.iovec_unreadable = true;
         assert!(text(&e).contains("process_madvise(5, [?], 2, MADV_COLD, 1)"));
+    }
+
+    #[test]
+    fn duration_unknown_or_not_measured() {
+        let mut e = sample(0x1000, 4096, 15, -22);
+        e.duration_ns = thptrace_common::NO_DURATION;
+        assert!(
+            text(&e).ends_with("(Invalid argument) <?>\n"),
+            "{}",
+            text(&e)
+        );
+        // An untimed run (--no-durations) reads like strace without -T.
+        e.duration_ns = thptrace_common::NOT_TIMED;
+        assert!(text(&e).ends_with("(Invalid argument)\n"), "{}", text(&e));
+        for d in [thptrace_common::NO_DURATION, thptrace_common::NOT_TIMED] {
+            e.duration_ns = d;
+            let mut f = Formatter::new(Format::Json, Clock { boot_epoch_ns: 0 });
+            let mut s = String::new();
+            f.write(&mut s, &e);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+            assert!(v["duration_ns"].is_null(), "{s}");
+        }
+    }
+
+    #[test]
+    fn brief_drops_explanations_from_text_only() {
+        assert!(Format::Text.explains(false));
+        assert!(!Format::Text.explains(true));
+        assert!(Format::Json.explains(true));
+        assert!(Format::Json.explains(false));
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl RecordedFilters {
 
 /// The writer options the command line asks for.
 pub fn writer_options(args: &RecordArgs) -> WriterOptions {
-    match args.flight_recorder {
+    let mut opts = match args.flight_recorder {
         Some(total) => WriterOptions::flight_recorder(&args.output, total),
         None => {
             let mut o = WriterOptions::new(&args.output);
@@ -107,7 +107,9 @@ pub fn writer_options(args: &RecordArgs) -> WriterOptions {
             o.max_files = args.max_files;
             o
         }
-    }
+    };
+    opts.untimed = args.run.no_durations;
+    opts
 }
 
 /// The sink: events and counters into the capture.

@@ -213,7 +213,11 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
     // facts of the kernel they ran on, whatever host reads them.
     let mut annotators: Vec<Option<Annotator>> = sets
         .iter()
-        .map(|set| (!args.brief).then(|| Annotator::new(set.header().host.host_facts().0)))
+        .map(|set| {
+            args.format
+                .explains(args.brief)
+                .then(|| Annotator::new(set.header().host.host_facts().0))
+        })
         .collect();
 
     let mut out: Option<BufWriter<Box<dyn Write>>> = if args.summary {

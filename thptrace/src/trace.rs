@@ -150,7 +150,10 @@ impl Sink for Lines {
 pub async fn run(args: TraceArgs) -> Result<i32> {
     let filters = args.filters();
     // The host's facts, read once: the facts of the kernel the calls run on.
-    let annotator = (!args.brief).then(|| Annotator::new(HostFacts::read(Path::new("/"))));
+    let annotator = args
+        .format
+        .explains(args.brief)
+        .then(|| Annotator::new(HostFacts::read(Path::new("/"))));
     let mut done = run_loop(&args.run, &filters, "tracing", "", annotator, || {
         Ok(Lines {
             output: Output::open(&args)?,
@@ -218,6 +221,7 @@ pub(crate) async fn run_loop<S: Sink>(
         follow_forks: !run.command.is_empty(),
         buffer_size: run.buffer_size,
         kernel_log: run.verbose > 0,
+        untimed: run.no_durations,
     };
     let mut probe = Probe::load(&config)?;
     let mut kernel_log = probe.take_kernel_log();

@@ -149,6 +149,61 @@ fn all_shows_successes_too() {
     );
 }
 
+/// An event of an untimed run: exactly the call, with no duration.
+fn assert_untimed_event_is(event: &Value, call: &Value, pid: u64) {
+    assert!(event["duration_ns"].is_null(), "a duration in {event}");
+    let mut timed = event.clone();
+    timed["duration_ns"] = 1.into();
+    assert_event_is(&timed, call, pid);
+}
+
+#[test]
+fn no_durations_attaches_nothing_at_entry_and_reports_the_same_calls() {
+    let run = trace_command(&["-v", "--no-durations"], &["failures", "successes"]);
+    let scenario = run.scenario();
+    let events = of_pid(events(&run.out), scenario.pid);
+    assert_events_match(
+        &events,
+        &scenario.failures(),
+        scenario.pid,
+        assert_untimed_event_is,
+    );
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("program sys_exit_madvise:"),
+        "-v lists the programs: {stderr}"
+    );
+    assert!(
+        !stderr.contains("program sys_enter:"),
+        "the entry program was attached: {stderr}"
+    );
+    assert!(
+        stderr.contains("events sent, 0 lost, 0 restarted, 0 without a duration"),
+        "untimed calls are not counted as durations lost: {stderr}"
+    );
+
+    // Text: like strace without -T, no <duration> at the end.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("trace.txt");
+    let status = Command::new(THPTRACE)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-durations", "--no-summary", "--brief", "--"])
+        .args([SCENARIOS, "failures"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    for line in text.lines() {
+        assert!(
+            line.ends_with("(Invalid argument)") || line.ends_with("(Cannot allocate memory)"),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn text_output_reads_like_strace() {
     require_root();

@@ -215,6 +215,28 @@ fn record_then_report_gives_back_every_field() {
 /// own kernel programs, so times and durations differ by the time the other
 /// tracer's programs took; every other field is equal.
 #[test]
+fn an_untimed_recording_reports_no_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("untimed.thp");
+    let (scenario, _) = record_command(&file, &["--no-durations"], &["failures"]);
+    let events = of_pid(json_lines(&report(&["-f", "json", s(&file)])), scenario.pid);
+    assert_eq!(events.len(), scenario.failures().len(), "{events:#?}");
+    assert!(
+        events.iter().all(|e| e["duration_ns"].is_null()),
+        "{events:#?}"
+    );
+    let text = report(&["--brief", s(&file)]);
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("madvise")).collect();
+    assert_eq!(lines.len(), scenario.failures().len(), "{text}");
+    for line in lines {
+        assert!(
+            line.ends_with(')'),
+            "a duration (or <?>) in an untimed capture: {line}"
+        );
+    }
+}
+
+#[test]
 fn report_equals_the_live_trace_of_the_same_calls() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("cap.thp");

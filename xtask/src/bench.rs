@@ -44,6 +44,8 @@ pub struct Args {
 enum Tracer {
     None,
     Thptrace,
+    /// `thptrace --no-durations`: no program at system call entry.
+    ThptraceUntimed,
     Bpftrace,
     Floor,
 }
@@ -53,6 +55,7 @@ impl Tracer {
         match self {
             Tracer::None => "none (the call itself)",
             Tracer::Thptrace => "thptrace (full event per failure, to a file)",
+            Tracer::ThptraceUntimed => "thptrace --no-durations (the same, calls not timed)",
             Tracer::Bpftrace => "bpftrace (failures counted by comm and errno)",
             Tracer::Floor => "floor: a program on sys_exit_madvise that does nothing",
         }
@@ -70,6 +73,7 @@ struct Samples {
 
 /// What one thptrace round saw.
 struct ThptraceRound {
+    tracer: Tracer,
     events: u64,
     lost: u64,
     max_rss_kib: u64,
@@ -239,6 +243,7 @@ pub fn run(args: &Args) -> Result<()> {
         Tracer::Thptrace,
         Tracer::Bpftrace,
         Tracer::Floor,
+        Tracer::ThptraceUntimed,
     ];
     let mut samples: Vec<Samples> = tracers.iter().map(|_| Samples::default()).collect();
     let mut rounds: Vec<ThptraceRound> = Vec::new();
@@ -251,9 +256,12 @@ pub fn run(args: &Args) -> Result<()> {
             let tracer = tracers[i];
             let running = match tracer {
                 Tracer::None => None,
-                Tracer::Thptrace => {
+                Tracer::Thptrace | Tracer::ThptraceUntimed => {
                     let mut c = Command::new(&thptrace);
                     c.args(["-v", "-o"]).arg(&trace_file);
+                    if tracer == Tracer::ThptraceUntimed {
+                        c.arg("--no-durations");
+                    }
                     let mut r = Running::start(c)?;
                     r.wait_for("tracing failing madvise calls")?;
                     Some(r)
@@ -288,7 +296,7 @@ pub fn run(args: &Args) -> Result<()> {
                 .unwrap_or((0, 0.0));
             if let Some(r) = running {
                 let stderr = r.stop()?;
-                if tracer == Tracer::Thptrace {
+                if matches!(tracer, Tracer::Thptrace | Tracer::ThptraceUntimed) {
                     let text = std::fs::read_to_string(&trace_file)?;
                     let marker = format!("[{pid}/");
                     let events = text.lines().filter(|l| l.contains(&marker)).count() as u64;
@@ -305,6 +313,7 @@ pub fn run(args: &Args) -> Result<()> {
                         "thptrace: {events} events from the loop, {lost} lost, max RSS {rss} KiB, {cpu:.2} s CPU"
                     );
                     rounds.push(ThptraceRound {
+                        tracer,
                         events,
                         lost,
                         max_rss_kib: rss,
@@ -375,7 +384,7 @@ fn render(
             plus(other - base_other)
         );
     }
-    let (th, bt, floor) = (added[1], added[2], added[3]);
+    let (th, bt, floor, untimed) = (added[1], added[2], added[3], added[4]);
     let _ = writeln!(
         s,
         "\nthptrace adds {:.2}x what bpftrace adds to a succeeding call and {:.2}x to a failing one (below 1 is cheaper).",
@@ -384,11 +393,19 @@ fn render(
     );
     let _ = writeln!(
         s,
-        "\nAbove the floor (what any program on sys_exit_madvise costs): bpftrace {:+.0} ns on a succeeding call and {:+.0} ns on a failing one; thptrace {:+.0} ns and {:+.0} ns.",
+        "thptrace --no-durations adds {:.2}x and {:.2}x.",
+        untimed.0 / bt.0,
+        untimed.1 / bt.1
+    );
+    let _ = writeln!(
+        s,
+        "\nAbove the floor (what any program on sys_exit_madvise costs): bpftrace {:+.0} ns on a succeeding call and {:+.0} ns on a failing one; thptrace {:+.0} ns and {:+.0} ns; thptrace --no-durations {:+.0} ns and {:+.0} ns.",
         bt.0 - floor.0,
         bt.1 - floor.1,
         th.0 - floor.0,
-        th.1 - floor.1
+        th.1 - floor.1,
+        untimed.0 - floor.0,
+        untimed.1 - floor.1
     );
     // bpftrace's cost moves between rounds more than the others': show the
     // spread so one median is not over-read.
@@ -401,6 +418,10 @@ fn render(
             t.name()
         );
     }
+    let rounds: Vec<&ThptraceRound> = rounds
+        .iter()
+        .filter(|r| r.tracer == Tracer::Thptrace)
+        .collect();
     if !rounds.is_empty() {
         let min_events = rounds.iter().map(|r| r.events).min().unwrap_or(0);
         let lost: u64 = rounds.iter().map(|r| r.lost).sum();

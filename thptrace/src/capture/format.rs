@@ -182,7 +182,13 @@ const EVENT_BIT_IOVEC_UNREADABLE: u8 = 1 << 0;
 pub fn encode_event(e: &Event) -> [u8; EVENT_LEN] {
     let mut b = [0u8; EVENT_LEN];
     b[0..8].copy_from_slice(&e.ts_boot_ns.to_le_bytes());
-    b[8..16].copy_from_slice(&e.duration_ns.to_le_bytes());
+    // The bytes have no value for "not measured" (1.1 readers would show it
+    // as a duration): an untimed capture says so in its header instead.
+    let duration = match e.duration_ns {
+        thptrace_common::NOT_TIMED => thptrace_common::NO_DURATION,
+        d => d,
+    };
+    b[8..16].copy_from_slice(&duration.to_le_bytes());
     b[16..24].copy_from_slice(&e.cgroup_id.to_le_bytes());
     b[24..32].copy_from_slice(&e.start.to_le_bytes());
     b[32..40].copy_from_slice(&e.len.to_le_bytes());

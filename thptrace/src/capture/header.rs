@@ -134,4 +134,7 @@ pub struct Header {
     /// The filters in force, as the recorder describes them (JSON), so a
     /// report can say what the capture could not have seen.
     pub filters: serde_json::Value,
+    /// The recorder did not time calls (`--no-durations`): its events'
+    /// unknown durations were never measured. Absent (older files): timed.
+    pub untimed: bool,
 }

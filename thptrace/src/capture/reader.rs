@@ -246,8 +246,11 @@ impl<R: Read> CaptureReader<R> {
             self.stats.bytes += (FRAME_HEADER_LEN + len) as u64;
             match fh.kind {
                 kind::EVENT => match format::decode_event(&self.payload) {
-                    Some(e) => {
+                    Some(mut e) => {
                         self.stats.events += 1;
+                        if self.header.untimed && e.duration().is_none() {
+                            e.duration_ns = thptrace_common::NOT_TIMED;
+                        }
                         return Ok(Some(Record::Event(e)));
                     }
                     // A system call a newer thptrace traces: intact, but

@@ -250,6 +250,35 @@ fn unknown_duration_and_counters_round_trip() {
     }
 }
 
+/// An untimed recording (`--no-durations`) says so in its header; its
+/// events hold the 1.1 "unknown" bytes, and read back as not measured.
+#[test]
+fn untimed_capture_reads_back_untimed() {
+    let dir = TempDir::new("untimed");
+    let mut e = sample(0x1000, 4096, 15, -22);
+    e.duration_ns = thptrace_common::NOT_TIMED;
+    assert_eq!(
+        &format::encode_event(&e)[8..16],
+        &thptrace_common::NO_DURATION.to_le_bytes()
+    );
+    for untimed in [true, false] {
+        let path = dir.path(&format!("cap-{untimed}"));
+        let mut opts = WriterOptions::new(&path);
+        opts.untimed = untimed;
+        let mut w = CaptureWriter::create(opts, host("node-a", 1), serde_json::json!({})).unwrap();
+        w.write_event(&e).unwrap();
+        w.finish().unwrap();
+        let r = CaptureReader::open(&path, ReadOptions::strict()).unwrap();
+        assert_eq!(r.header().untimed, untimed);
+        let got: Vec<Record> = r.map(Result::unwrap).collect();
+        match got[0] {
+            // A timed capture's unknown duration stays unknown (`<?>`).
+            Record::Event(got) => assert_eq!(got.timed(), !untimed),
+            ref other => panic!("expected the event, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn event_layout_is_fixed_little_endian() {
     let e = extreme_events()[2];

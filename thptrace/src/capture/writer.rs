@@ -32,6 +32,9 @@ pub struct WriterOptions {
     /// How old unflushed data may get before [`CaptureWriter::flush_if_due`]
     /// writes it out.
     pub flush_interval: Duration,
+    /// The recorder does not time calls (`--no-durations`): said in each
+    /// file's header.
+    pub untimed: bool,
 }
 
 impl WriterOptions {
@@ -44,6 +47,7 @@ impl WriterOptions {
             // handful of write(2) calls, small enough to lose little on a crash.
             buffer_size: 256 << 10,
             flush_interval: Duration::from_secs(1),
+            untimed: false,
         }
     }
 
@@ -335,6 +339,7 @@ impl CaptureWriter {
             created_boot_ns: boot_now_ns(),
             host: self.host.clone(),
             filters: self.filters.clone(),
+            untimed: self.opts.untimed,
         };
         let json = serde_json::to_vec(&header)
             .map_err(|e| CaptureError::io(&self.current, 0, io::Error::other(e)))?;

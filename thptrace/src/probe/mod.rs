@@ -42,6 +42,9 @@ pub struct ProbeConfig {
     pub buffer_size: u32,
     /// Forward the kernel programs' own diagnostics (aya-log) to the log.
     pub kernel_log: bool,
+    /// Do not time calls (`--no-durations`): the `sys_enter` program, which
+    /// every system call on the host would run, is not attached.
+    pub untimed: bool,
 }
 
 /// Default ring buffer: room for about 600,000 events, enough to ride out a
@@ -94,6 +97,9 @@ impl Probe {
         }
         if cfg.report_success {
             flags_word |= flags::REPORT_SUCCESS;
+        }
+        if cfg.untimed {
+            flags_word |= flags::UNTIMED;
         }
         let mut notices = Vec::new();
         let buffer_size = if cfg.buffer_size == 0 {
@@ -211,7 +217,9 @@ impl Probe {
                     .to_string(),
             );
         }
-        program_ids.push(attach_raw_tracepoint(&mut ebpf, SYS_ENTER)?);
+        if !cfg.untimed {
+            program_ids.push(attach_raw_tracepoint(&mut ebpf, SYS_ENTER)?);
+        }
         if cfg.follow_forks {
             program_ids.push(attach_tracepoint(&mut ebpf, "task", "task_newtask")?);
         }
