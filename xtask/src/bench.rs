@@ -3,11 +3,18 @@
 //! medians over rounds. The machines are noisy: the tracers take turns within
 //! each round so drift hits them alike, and only ratios are compared.
 //!
-//! Each round and tracer runs `madvise-scenarios loop-ok N loop-fail N`: N
-//! succeeding calls (MADV_NORMAL on a mapped page) then N back-to-back failing
-//! ones (advice 9999, EINVAL). thptrace traces the whole host and writes its
-//! lines to a file; afterwards the file must hold exactly N lines from the
-//! loop's process, and the kernel must report no lost event.
+//! Each round and tracer runs `madvise-scenarios cpu C loop-ok N loop-fail N
+//! loop-other N` once pinned to the first CPU and once to the last: N
+//! succeeding calls (MADV_NORMAL on a mapped page), N back-to-back failing
+//! ones (advice 9999, EINVAL), N getppid calls. Pinning matters: bpftrace
+//! costs far more on CPU 0, where its perf event lives, than elsewhere.
+//! thptrace traces the whole host and writes its lines to a file; afterwards
+//! the file must hold exactly N lines from each loop's process, and the
+//! kernel must report no lost event.
+//!
+//! Tracers: none, thptrace, thptrace --no-durations, bpftrace counting
+//! failures, and the floor (bpftrace with a filter that is never true: what
+//! any program on sys_exit_madvise costs).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -189,10 +196,12 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Runs the three loops; returns (pid, ok, fail, other ns/call).
-fn run_loops(scenarios: &Path, calls: u64) -> Result<(u32, f64, f64, f64)> {
+/// Runs the three loops on one CPU; returns (pid, ok, fail, other ns/call).
+fn run_loops(scenarios: &Path, calls: u64, cpu: usize) -> Result<(u32, f64, f64, f64)> {
     let out = output(
         Command::new(scenarios)
+            .arg("cpu")
+            .arg(cpu.to_string())
             .arg("loop-ok")
             .arg(calls.to_string())
             .arg("loop-fail")
@@ -245,7 +254,18 @@ pub fn run(args: &Args) -> Result<()> {
         Tracer::Floor,
         Tracer::ThptraceUntimed,
     ];
-    let mut samples: Vec<Samples> = tracers.iter().map(|_| Samples::default()).collect();
+    // The loops run pinned, on the first and on the last CPU: a tracer's
+    // cost can depend on the CPU (bpftrace's does: see docs/benchmarks.md).
+    let nr_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus: Vec<usize> = if nr_cpus > 1 {
+        vec![0, nr_cpus - 1]
+    } else {
+        vec![0]
+    };
+    let mut samples: Vec<Vec<Samples>> = tracers
+        .iter()
+        .map(|_| cpus.iter().map(|_| Samples::default()).collect())
+        .collect();
     let mut rounds: Vec<ThptraceRound> = Vec::new();
 
     for round in 0..args.rounds {
@@ -282,11 +302,20 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             };
             let tracer_pid = running.as_ref().map(|r| r.child.id());
-            let (pid, ok, fail, other) = run_loops(&scenarios, args.calls)?;
-            samples[i].ok_ns.push(ok);
-            samples[i].fail_ns.push(fail);
-            samples[i].other_ns.push(other);
-            let (rss, cpu) = tracer_pid
+            let mut pids = Vec::new();
+            for (c, &cpu) in cpus.iter().enumerate() {
+                let (pid, ok, fail, other) = run_loops(&scenarios, args.calls, cpu)?;
+                pids.push(pid);
+                let smp = &mut samples[i][c];
+                smp.ok_ns.push(ok);
+                smp.fail_ns.push(fail);
+                smp.other_ns.push(other);
+                eprintln!(
+                    "{:<56} CPU {cpu}: ok {ok:8.1}   fail {fail:8.1}   other {other:8.1} ns/call",
+                    tracer.name()
+                );
+            }
+            let (rss, cpu_s) = tracer_pid
                 .map(|p| {
                     (
                         proc_field(p, "status", "VmHWM:").unwrap_or(0),
@@ -298,8 +327,15 @@ pub fn run(args: &Args) -> Result<()> {
                 let stderr = r.stop()?;
                 if matches!(tracer, Tracer::Thptrace | Tracer::ThptraceUntimed) {
                     let text = std::fs::read_to_string(&trace_file)?;
-                    let marker = format!("[{pid}/");
-                    let events = text.lines().filter(|l| l.contains(&marker)).count() as u64;
+                    // Every loop's failures, each loop its own process.
+                    let events = pids
+                        .iter()
+                        .map(|pid| {
+                            let marker = format!("[{pid}/");
+                            text.lines().filter(|l| l.contains(&marker)).count() as u64
+                        })
+                        .min()
+                        .unwrap_or(0);
                     let lost = stderr
                         .lines()
                         .find_map(|l| {
@@ -310,25 +346,21 @@ pub fn run(args: &Args) -> Result<()> {
                             format!("no kernel counters in thptrace's summary:\n{stderr}")
                         })?;
                     eprintln!(
-                        "thptrace: {events} events from the loop, {lost} lost, max RSS {rss} KiB, {cpu:.2} s CPU"
+                        "thptrace: at least {events} events from each loop, {lost} lost, max RSS {rss} KiB, {cpu_s:.2} s CPU"
                     );
                     rounds.push(ThptraceRound {
                         tracer,
                         events,
                         lost,
                         max_rss_kib: rss,
-                        cpu_s: cpu,
+                        cpu_s,
                     });
                 }
             }
-            eprintln!(
-                "{:<48} ok {ok:8.1}   fail {fail:8.1}   other {other:8.1} ns/call",
-                tracer.name()
-            );
         }
     }
 
-    let report = render(args, &tracers, &samples, &rounds);
+    let report = render(args, &tracers, &cpus, &samples, &rounds);
     if let Some(dir) = args.report.parent() {
         std::fs::create_dir_all(root.join(dir))?;
     }
@@ -342,81 +374,124 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Added cost (succeeding, failing, other) of one tracer on one CPU, from the
+/// medians, against no tracer on the same CPU.
+#[derive(Clone, Copy)]
+struct Added {
+    ok: f64,
+    fail: f64,
+    other: f64,
+}
+
+fn added(samples: &[Vec<Samples>], tracer: usize, cpu: usize) -> Added {
+    let (t, base) = (&samples[tracer][cpu], &samples[0][cpu]);
+    Added {
+        ok: median(&t.ok_ns) - median(&base.ok_ns),
+        fail: median(&t.fail_ns) - median(&base.fail_ns),
+        other: median(&t.other_ns) - median(&base.other_ns),
+    }
+}
+
 fn render(
     args: &Args,
     tracers: &[Tracer],
-    samples: &[Samples],
+    cpus: &[usize],
+    samples: &[Vec<Samples>],
     rounds: &[ThptraceRound],
 ) -> String {
     use std::fmt::Write;
-    let base_ok = median(&samples[0].ok_ns);
-    let base_fail = median(&samples[0].fail_ns);
-    let base_other = median(&samples[0].other_ns);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Cost added to one madvise call: median of {} rounds of {} calls each (`cargo xtask bench --rounds {} --calls {}`).\n",
+        "Cost added to one madvise call: median of {} rounds of {} calls each, the loops pinned to each CPU listed (`cargo xtask bench --rounds {} --calls {}`).\n",
         args.rounds, args.calls, args.rounds, args.calls
     );
     let _ = writeln!(
         s,
-        "| tracer | succeeding madvise | added | failing madvise | added | other syscall (getppid) | added |\n|---|---|---|---|---|---|---|"
+        "| tracer | CPU | succeeding madvise | added | failing madvise | added | other syscall (getppid) | added |\n|---|---|---|---|---|---|---|---|"
     );
-    let mut added = Vec::new();
-    for (t, smp) in tracers.iter().zip(samples) {
-        let ok = median(&smp.ok_ns);
-        let fail = median(&smp.fail_ns);
-        let other = median(&smp.other_ns);
-        added.push((ok - base_ok, fail - base_fail));
-        let plus = |v: f64| {
-            if *t == Tracer::None {
-                "".to_string()
-            } else {
-                format!("{v:+.0} ns")
-            }
+    for (t, tracer) in tracers.iter().enumerate() {
+        for (c, cpu) in cpus.iter().enumerate() {
+            let smp = &samples[t][c];
+            let (ok, fail, other) = (
+                median(&smp.ok_ns),
+                median(&smp.fail_ns),
+                median(&smp.other_ns),
+            );
+            let a = added(samples, t, c);
+            let plus = |v: f64| {
+                if *tracer == Tracer::None {
+                    String::new()
+                } else {
+                    format!("{v:+.0} ns")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {cpu} | {ok:.0} ns | {} | {fail:.0} ns | {} | {other:.0} ns | {} |",
+                tracer.name(),
+                plus(a.ok),
+                plus(a.fail),
+                plus(a.other)
+            );
+        }
+    }
+    let index = |t: Tracer| tracers.iter().position(|&x| x == t).unwrap_or(0);
+    let (th, untimed, bt, floor) = (
+        index(Tracer::Thptrace),
+        index(Tracer::ThptraceUntimed),
+        index(Tracer::Bpftrace),
+        index(Tracer::Floor),
+    );
+    let _ = writeln!(
+        s,
+        "\nWhat thptrace adds, as a multiple of what bpftrace adds (below 1 is cheaper):\n"
+    );
+    for (c, cpu) in cpus.iter().enumerate() {
+        let b = added(samples, bt, c);
+        let (t, u) = (added(samples, th, c), added(samples, untimed, c));
+        let _ = writeln!(
+            s,
+            "- CPU {cpu}: thptrace {:.2}x on a succeeding call and {:.2}x on a failing one; thptrace --no-durations {:.2}x and {:.2}x.",
+            t.ok / b.ok,
+            t.fail / b.fail,
+            u.ok / b.ok,
+            u.fail / b.fail
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nAbove the floor (a program on sys_exit_madvise whose filter is never true):\n"
+    );
+    for (c, cpu) in cpus.iter().enumerate() {
+        let f = added(samples, floor, c);
+        let above = |t: usize| {
+            let a = added(samples, t, c);
+            format!("{:+.0} / {:+.0} ns", a.ok - f.ok, a.fail - f.fail)
         };
         let _ = writeln!(
             s,
-            "| {} | {ok:.0} ns | {} | {fail:.0} ns | {} | {other:.0} ns | {} |",
-            t.name(),
-            plus(ok - base_ok),
-            plus(fail - base_fail),
-            plus(other - base_other)
+            "- CPU {cpu} (floor {:+.0} / {:+.0} ns, succeeding / failing): bpftrace {}, thptrace {}, thptrace --no-durations {}.",
+            f.ok,
+            f.fail,
+            above(bt),
+            above(th),
+            above(untimed)
         );
     }
-    let (th, bt, floor, untimed) = (added[1], added[2], added[3], added[4]);
-    let _ = writeln!(
-        s,
-        "\nthptrace adds {:.2}x what bpftrace adds to a succeeding call and {:.2}x to a failing one (below 1 is cheaper).",
-        th.0 / bt.0,
-        th.1 / bt.1
-    );
-    let _ = writeln!(
-        s,
-        "thptrace --no-durations adds {:.2}x and {:.2}x.",
-        untimed.0 / bt.0,
-        untimed.1 / bt.1
-    );
-    let _ = writeln!(
-        s,
-        "\nAbove the floor (what any program on sys_exit_madvise costs): bpftrace {:+.0} ns on a succeeding call and {:+.0} ns on a failing one; thptrace {:+.0} ns and {:+.0} ns; thptrace --no-durations {:+.0} ns and {:+.0} ns.",
-        bt.0 - floor.0,
-        bt.1 - floor.1,
-        th.0 - floor.0,
-        th.1 - floor.1,
-        untimed.0 - floor.0,
-        untimed.1 - floor.1
-    );
     // bpftrace's cost moves between rounds more than the others': show the
     // spread so one median is not over-read.
-    for (t, smp) in tracers.iter().zip(samples).skip(1) {
-        let (ok_lo, ok_hi) = spread(&smp.ok_ns);
-        let (fail_lo, fail_hi) = spread(&smp.fail_ns);
-        let _ = writeln!(
-            s,
-            "- {}: succeeding {ok_lo:.0}..{ok_hi:.0} ns, failing {fail_lo:.0}..{fail_hi:.0} ns over the rounds",
-            t.name()
-        );
+    let _ = writeln!(s, "\nSpread over the rounds (succeeding, failing):\n");
+    for (t, tracer) in tracers.iter().enumerate().skip(1) {
+        for (c, cpu) in cpus.iter().enumerate() {
+            let (ok_lo, ok_hi) = spread(&samples[t][c].ok_ns);
+            let (fail_lo, fail_hi) = spread(&samples[t][c].fail_ns);
+            let _ = writeln!(
+                s,
+                "- {}, CPU {cpu}: {ok_lo:.0}..{ok_hi:.0} ns, {fail_lo:.0}..{fail_hi:.0} ns",
+                tracer.name()
+            );
+        }
     }
     let rounds: Vec<&ThptraceRound> = rounds
         .iter()

@@ -21,8 +21,8 @@
 //!   loop-ok N       N back-to-back succeeding calls (MADV_NORMAL)
 //!   loop-other N    N calls of another system call (getppid), to measure
 //!                   what a tracer costs the rest of the host
-//!   loop-other N    N calls of another system call (getppid), to measure
-//!                   what a tracer costs the rest of the host
+//!   cpu N           run the rest on CPU N only (a tracer's cost can depend
+//!                   on the CPU: bpftrace's does)
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
@@ -356,6 +356,23 @@ fn run_loop(r: &mut Report, n: u64, kind: &str) {
     .unwrap();
 }
 
+/// Restricts this process to one CPU.
+fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET bounds-checks
+    // nothing, so the number is checked against the set's size first.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let wait = args.first().is_some_and(|a| a == "--wait");
@@ -382,6 +399,21 @@ fn main() {
             "thread" => thread(&mut r),
             "nohugepage" => nohugepage(&mut r),
             "shared-file" => shared_file(&mut r),
+            "cpu" => {
+                let cpu = args.get(i + 1).and_then(|n| n.parse().ok());
+                match cpu.map(pin_to_cpu) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        eprintln!("madvise-scenarios: cannot run on CPU {}: {e}", args[i + 1]);
+                        std::process::exit(1)
+                    }
+                    None => {
+                        eprintln!("madvise-scenarios: cpu needs a CPU number, e.g. `cpu 0`");
+                        std::process::exit(2)
+                    }
+                }
+                i += 1;
+            }
             "loop-fail" | "loop-ok" | "loop-other" => {
                 let n = args
                     .get(i + 1)
@@ -398,7 +430,7 @@ fn main() {
             }
             other => {
                 eprintln!(
-                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, shared-file, nohugepage, loop-fail N, loop-ok N, loop-other N"
+                    "madvise-scenarios: unknown scenario `{other}`; known: failures, successes, thread, shared-file, nohugepage, loop-fail N, loop-ok N, loop-other N, cpu N"
                 );
                 std::process::exit(2);
             }
