@@ -247,64 +247,62 @@ pub fn privileges_item(p: &Privileges) -> Item {
     }
 }
 
+/// One BPF feature's check: its item name and label, what to say when it
+/// works, and what is missing (and the fix) when the kernel lacks it.
+struct FeatureCheck {
+    name: &'static str,
+    label: &'static str,
+    supported: &'static str,
+    unsupported: &'static str,
+    fix: &'static str,
+}
+
+const FEATURE_CHECKS: [FeatureCheck; 3] = [
+    FeatureCheck {
+        name: "bpf_syscall",
+        label: "bpf() system call",
+        supported: "available",
+        unsupported: "the kernel offers no array maps",
+        fix: "use a kernel built with CONFIG_BPF_SYSCALL=y",
+    },
+    FeatureCheck {
+        name: "ring_buffer",
+        label: "BPF ring buffer",
+        supported: "supported (BPF_MAP_TYPE_RINGBUF)",
+        unsupported: "not supported: this kernel predates BPF ring buffers",
+        fix: "thptrace needs Linux 5.8 or later",
+    },
+    FeatureCheck {
+        name: "tracepoint_programs",
+        label: "tracepoint programs",
+        supported: "supported (BPF_PROG_TYPE_TRACEPOINT)",
+        unsupported: "not supported",
+        fix: "use a kernel built with CONFIG_BPF_EVENTS=y",
+    },
+];
+
 pub fn bpf_items(f: &BpfFeatures) -> Vec<Item> {
-    let failed = |name: &str, label: &str, errno: &Option<i32>, message: &str| {
-        let fix = match errno {
-            Some(libc::ENOSYS) => {
-                "this kernel has no bpf() system call: use a kernel built with CONFIG_BPF_SYSCALL=y"
+    let probed = [&f.syscall, &f.ring_buffer, &f.tracepoint_programs];
+    FEATURE_CHECKS
+        .iter()
+        .zip(probed)
+        .map(|(c, feature)| match feature {
+            BpfFeature::Supported => Item::ok(c.name, c.label, c.supported),
+            BpfFeature::Unsupported => Item::fail(c.name, c.label, c.unsupported, c.fix),
+            BpfFeature::Failed { errno, message } => {
+                let fix = match errno {
+                    Some(libc::ENOSYS) => {
+                        "this kernel has no bpf() system call: use a kernel built with CONFIG_BPF_SYSCALL=y"
+                    }
+                    Some(libc::EPERM) | Some(libc::EACCES) => {
+                        "the kernel refused bpf(): run as root; check kernel lockdown (/sys/kernel/security/lockdown) and any seccomp filter of a container"
+                    }
+                    _ => "see the message; rerun with -v, and report it with this output",
+                };
+                Item::fail(c.name, c.label, format!("probe failed: {message}"), fix)
             }
-            Some(libc::EPERM) | Some(libc::EACCES) => {
-                "the kernel refused bpf(): run as root; check kernel lockdown (/sys/kernel/security/lockdown) and any seccomp filter of a container"
-            }
-            _ => "see the message; rerun with -v, and report it with this output",
-        };
-        Item::fail(name, label, format!("probe failed: {message}"), fix)
-    };
-    let syscall = match &f.syscall {
-        BpfFeature::Supported => Item::ok("bpf_syscall", "bpf() system call", "available"),
-        BpfFeature::Unsupported => Item::fail(
-            "bpf_syscall",
-            "bpf() system call",
-            "the kernel offers no array maps",
-            "use a kernel built with CONFIG_BPF_SYSCALL=y",
-        ),
-        BpfFeature::Failed { errno, message } => {
-            failed("bpf_syscall", "bpf() system call", errno, message)
-        }
-    };
-    let ring = match &f.ring_buffer {
-        BpfFeature::Supported => Item::ok(
-            "ring_buffer",
-            "BPF ring buffer",
-            "supported (BPF_MAP_TYPE_RINGBUF)",
-        ),
-        BpfFeature::Unsupported => Item::fail(
-            "ring_buffer",
-            "BPF ring buffer",
-            "not supported: this kernel predates BPF ring buffers",
-            "thptrace needs Linux 5.8 or later",
-        ),
-        BpfFeature::Failed { errno, message } => {
-            failed("ring_buffer", "BPF ring buffer", errno, message)
-        }
-    };
-    let progs = match &f.tracepoint_programs {
-        BpfFeature::Supported => Item::ok(
-            "tracepoint_programs",
-            "tracepoint programs",
-            "supported (BPF_PROG_TYPE_TRACEPOINT)",
-        ),
-        BpfFeature::Unsupported => Item::fail(
-            "tracepoint_programs",
-            "tracepoint programs",
-            "not supported",
-            "use a kernel built with CONFIG_BPF_EVENTS=y",
-        ),
-        BpfFeature::Failed { errno, message } => {
-            failed("tracepoint_programs", "tracepoint programs", errno, message)
-        }
-    };
-    vec![syscall, ring, progs]
+        })
+        .collect()
 }
 
 /// Where /proc/self/mounts says tracefs is mounted (first mount point).

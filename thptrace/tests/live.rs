@@ -34,6 +34,11 @@ impl Run {
     fn scenario(&self) -> Scenario {
         Scenario::parse(&self.output.stdout)
     }
+    /// Checks that exactly `calls` were reported from the scenario's process.
+    fn assert_reported(&self, scenario: &Scenario, calls: &[&Value]) {
+        let events = of_pid(events(&self.out), scenario.pid);
+        assert_events_are(&events, calls, scenario.pid);
+    }
 }
 
 /// `thptrace -f json -o FILE ARGS -- madvise-scenarios SCENARIOS`.
@@ -374,11 +379,7 @@ fn filter_by_advice() {
         .filter(|c| c["advice"] == 9 || c["advice"] == 9999)
         .collect();
     assert_eq!(expected.len(), 2);
-    assert_events_are(
-        &of_pid(events(&run.out), scenario.pid),
-        &expected,
-        scenario.pid,
-    );
+    run.assert_reported(&scenario, &expected);
 }
 
 #[test]
@@ -391,11 +392,7 @@ fn filter_by_errno() {
         .filter(|c| c["ret"] == -12)
         .collect();
     assert_eq!(expected.len(), 1);
-    assert_events_are(
-        &of_pid(events(&run.out), scenario.pid),
-        &expected,
-        scenario.pid,
-    );
+    run.assert_reported(&scenario, &expected);
     // The kernel still counts the failures it did not send.
     assert!(
         run.stderr().contains("6 failed, 1 events sent"),
@@ -408,11 +405,7 @@ fn filter_by_errno() {
 fn filter_by_comm() {
     let run = trace_command(&["--comm", "madvise-scenarios"], &["failures"]);
     let scenario = run.scenario();
-    assert_events_are(
-        &of_pid(events(&run.out), scenario.pid),
-        &scenario.failures(),
-        scenario.pid,
-    );
+    run.assert_reported(&scenario, &scenario.failures());
     let run = trace_command(&["--comm", "criu"], &["failures"]);
     assert_eq!(events(&run.out).len(), 0);
 }
@@ -422,11 +415,7 @@ fn count_stops_after_n_calls() {
     let run = trace_command(&["-c", "2"], &["failures"]);
     let scenario = run.scenario();
     let failures = scenario.failures();
-    assert_events_are(
-        &of_pid(events(&run.out), scenario.pid),
-        &failures[..2],
-        scenario.pid,
-    );
+    run.assert_reported(&scenario, &failures[..2]);
     assert!(
         run.stderr().contains("thptrace summary: 2 calls shown"),
         "{}",

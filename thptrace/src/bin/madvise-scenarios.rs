@@ -99,54 +99,67 @@ struct Report {
     out: std::io::StdoutLock<'static>,
 }
 
+/// One call as madvise-scenarios reports it (see the module comment).
+struct Call<'a> {
+    tid: i64,
+    syscall: &'a str,
+    start: usize,
+    len: usize,
+    advice: i32,
+    ret: i64,
+    flags: u32,
+    vlen: usize,
+    pidfd: i32,
+}
+
 impl Report {
-    fn call(&mut self, syscall: &str, start: usize, len: usize, advice: i32, ret: i64) {
-        self.call_full(syscall, start, len, advice, ret, 0, 0, -1);
+    /// Makes `madvise(start, len, advice)` from this thread and reports it.
+    fn madvise(&mut self, start: usize, len: usize, advice: i32) {
+        let ret = madvise(start, len, advice);
+        self.call(&Call::madvise(gettid(), start, len, advice, ret));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn call_full(
-        &mut self,
-        syscall: &str,
-        start: usize,
-        len: usize,
-        advice: i32,
-        ret: i64,
-        flags: u32,
-        vlen: usize,
-        pidfd: i32,
-    ) {
-        self.call_from(
-            gettid(),
-            syscall,
+    /// Makes `process_madvise(pidfd, iov, advice, flags)` and reports it
+    /// with its first iovec.
+    fn process_madvise(&mut self, pidfd: i32, iov: &[libc::iovec], advice: i32, flags: u32) {
+        let ret = process_madvise(pidfd, iov, advice, flags);
+        self.call(&Call {
+            tid: gettid(),
+            syscall: "process_madvise",
+            start: iov[0].iov_base as usize,
+            len: iov[0].iov_len,
+            advice,
+            ret,
+            flags,
+            vlen: iov.len(),
+            pidfd,
+        });
+    }
+
+    fn call(&mut self, c: &Call) {
+        writeln!(
+            self.out,
+            r#"{{"syscall":"{}","tid":{},"start":{},"len":{},"advice":{},"ret":{},"flags":{},"vlen":{},"pidfd":{}}}"#,
+            c.syscall, c.tid, c.start, c.len, c.advice, c.ret, c.flags, c.vlen, c.pidfd
+        )
+        .unwrap();
+    }
+}
+
+impl Call<'_> {
+    /// A madvise call made by thread `tid`.
+    fn madvise(tid: i64, start: usize, len: usize, advice: i32, ret: i64) -> Self {
+        Call {
+            tid,
+            syscall: "madvise",
             start,
             len,
             advice,
             ret,
-            flags,
-            vlen,
-            pidfd,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn call_from(
-        &mut self,
-        tid: i64,
-        syscall: &str,
-        start: usize,
-        len: usize,
-        advice: i32,
-        ret: i64,
-        flags: u32,
-        vlen: usize,
-        pidfd: i32,
-    ) {
-        writeln!(
-            self.out,
-            r#"{{"syscall":"{syscall}","tid":{tid},"start":{start},"len":{len},"advice":{advice},"ret":{ret},"flags":{flags},"vlen":{vlen},"pidfd":{pidfd}}}"#
-        )
-        .unwrap();
+            flags: 0,
+            vlen: 0,
+            pidfd: -1,
+        }
     }
 }
 
@@ -155,50 +168,20 @@ fn failures(r: &mut Report) {
     let area = map(4);
 
     // An advice no kernel knows: EINVAL before any memory is looked at.
-    r.call(
-        "madvise",
-        area,
-        ps,
-        INVALID_ADVICE,
-        madvise(area, ps, INVALID_ADVICE),
-    );
+    r.madvise(area, ps, INVALID_ADVICE);
     // A start that is not page-aligned: EINVAL.
-    r.call(
-        "madvise",
-        area + 1,
-        ps,
-        libc::MADV_NOHUGEPAGE,
-        madvise(area + 1, ps, libc::MADV_NOHUGEPAGE),
-    );
+    r.madvise(area + 1, ps, libc::MADV_NOHUGEPAGE);
     // A range that is not mapped: ENOMEM.
     let hole = unmapped(2);
-    r.call(
-        "madvise",
-        hole,
-        2 * ps,
-        libc::MADV_NORMAL,
-        madvise(hole, 2 * ps, libc::MADV_NORMAL),
-    );
+    r.madvise(hole, 2 * ps, libc::MADV_NORMAL);
     // MADV_REMOVE on private anonymous memory: EINVAL.
-    r.call(
-        "madvise",
-        area,
-        ps,
-        libc::MADV_REMOVE,
-        madvise(area, ps, libc::MADV_REMOVE),
-    );
+    r.madvise(area, ps, libc::MADV_REMOVE);
     // MADV_DONTNEED on mlocked memory: EINVAL.
     let locked = map(1);
     // SAFETY: locking our own fresh mapping.
     let rc = unsafe { libc::mlock(locked as *const _, ps) };
     assert_eq!(rc, 0, "mlock failed: {}", std::io::Error::last_os_error());
-    r.call(
-        "madvise",
-        locked,
-        ps,
-        libc::MADV_DONTNEED,
-        madvise(locked, ps, libc::MADV_DONTNEED),
-    );
+    r.madvise(locked, ps, libc::MADV_DONTNEED);
     // process_madvise with flags that are not 0: EINVAL.
     // SAFETY: pidfd_open on our own pid.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) } as i32;
@@ -217,17 +200,7 @@ fn failures(r: &mut Report) {
             iov_len: ps,
         },
     ];
-    let ret = process_madvise(pidfd, &iov, libc::MADV_COLD, 1);
-    r.call_full(
-        "process_madvise",
-        area,
-        ps,
-        libc::MADV_COLD,
-        ret,
-        1,
-        2,
-        pidfd,
-    );
+    r.process_madvise(pidfd, &iov, libc::MADV_COLD, 1);
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(pidfd) };
 }
@@ -235,37 +208,15 @@ fn failures(r: &mut Report) {
 fn successes(r: &mut Report) {
     let ps = page_size();
     let area = map(2);
-    r.call(
-        "madvise",
-        area,
-        ps,
-        libc::MADV_NORMAL,
-        madvise(area, ps, libc::MADV_NORMAL),
-    );
-    r.call(
-        "madvise",
-        area,
-        2 * ps,
-        libc::MADV_DONTNEED,
-        madvise(area, 2 * ps, libc::MADV_DONTNEED),
-    );
+    r.madvise(area, ps, libc::MADV_NORMAL);
+    r.madvise(area, 2 * ps, libc::MADV_DONTNEED);
     // SAFETY: pidfd_open on our own pid.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) } as i32;
     let iov = [libc::iovec {
         iov_base: area as *mut _,
         iov_len: ps,
     }];
-    let ret = process_madvise(pidfd, &iov, libc::MADV_COLD, 0);
-    r.call_full(
-        "process_madvise",
-        area,
-        ps,
-        libc::MADV_COLD,
-        ret,
-        0,
-        1,
-        pidfd,
-    );
+    r.process_madvise(pidfd, &iov, libc::MADV_COLD, 0);
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(pidfd) };
 }
@@ -276,7 +227,7 @@ fn thread(r: &mut Report) {
     let (tid, ret) = std::thread::spawn(move || (gettid(), madvise(area, ps, INVALID_ADVICE)))
         .join()
         .unwrap();
-    r.call_from(tid, "madvise", area, ps, INVALID_ADVICE, ret, 0, 0, -1);
+    r.call(&Call::madvise(tid, area, ps, INVALID_ADVICE, ret));
 }
 
 fn shared_file(r: &mut Report) {
@@ -310,25 +261,13 @@ fn shared_file(r: &mut Report) {
         std::io::Error::last_os_error()
     );
     let area = p as usize;
-    r.call(
-        "madvise",
-        area,
-        ps,
-        libc::MADV_WIPEONFORK,
-        madvise(area, ps, libc::MADV_WIPEONFORK),
-    );
+    r.madvise(area, ps, libc::MADV_WIPEONFORK);
 }
 
 fn nohugepage(r: &mut Report) {
     let ps = page_size();
     let area = map(8);
-    r.call(
-        "madvise",
-        area,
-        8 * ps,
-        libc::MADV_NOHUGEPAGE,
-        madvise(area, 8 * ps, libc::MADV_NOHUGEPAGE),
-    );
+    r.madvise(area, 8 * ps, libc::MADV_NOHUGEPAGE);
 }
 
 fn run_loop(r: &mut Report, n: u64, kind: &str) {
