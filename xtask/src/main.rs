@@ -86,6 +86,22 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The README's main command must find the tracer among the workspace's
+    // binaries (it did not once: madvise-scenarios made `cargo run`
+    // ambiguous). --version keeps it from tracing.
+    util::step("the README's main command: cargo run --release -- --version");
+    let version = util::output(util::cargo().current_dir(&root).args([
+        "run",
+        "--quiet",
+        "--release",
+        "--",
+        "--version",
+    ]))?;
+    if !version.starts_with("thptrace ") {
+        anyhow::bail!(
+            "`cargo run --release -- --version` printed {version:?}, not thptrace's version"
+        );
+    }
     util::step("cargo test (unit tests, and integration tests that load the kernel programs)");
     let (passed, failed) = util::run_counting_tests(util::cargo().current_dir(&root).args([
         "test",
