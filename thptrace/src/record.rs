@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::annotate::Annotator;
 use crate::capture::{CaptureError, CaptureWriter, Counters, HostInfo, WriterOptions};
 use crate::cli::{FilterArgs, RunArgs};
 use crate::event::{Event, KernelCounters};
@@ -160,9 +161,9 @@ impl Sink for Recorder {
 /// This host, for the capture's header: name, kernel, clocks, and the
 /// facts the explanations use (so `thptrace explain --capture` and a report
 /// on another machine judge the calls by the kernel they ran on).
-pub fn host_info() -> Result<HostInfo> {
+pub fn host_info(facts: &HostFacts) -> Result<HostInfo> {
     let mut host = HostInfo::detect();
-    host.facts = serde_json::to_value(HostFacts::read(Path::new("/")))
+    host.facts = serde_json::to_value(facts)
         .context("serializing this host's facts for the capture header")?;
     Ok(host)
 }
@@ -176,15 +177,21 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
     })
     .context("serializing the filters for the capture header")?;
     let target = format!(" to {}", args.output.display());
-    let done = trace::run_loop(&args.run, &filters, "recording", &target, None, || {
-        let writer = CaptureWriter::create(writer_options(&args), host_info()?, header_filters)
-            .with_context(|| {
-                format!(
-                    "cannot record to {}: give -o a path in a directory that exists and is \
+    // The facts go into the header; the annotator gives the end-of-run
+    // summary its cause column (the capture itself stores no explanation:
+    // `report` explains each call against the recorded facts).
+    let facts = HostFacts::read(Path::new("/"));
+    let annotator = Some(Annotator::new(facts.clone()));
+    let done = trace::run_loop(&args.run, &filters, "recording", &target, annotator, || {
+        let writer =
+            CaptureWriter::create(writer_options(&args), host_info(&facts)?, header_filters)
+                .with_context(|| {
+                    format!(
+                        "cannot record to {}: give -o a path in a directory that exists and is \
                      writable",
-                    args.output.display()
-                )
-            })?;
+                        args.output.display()
+                    )
+                })?;
         Ok(Recorder {
             writer,
             error: None,

@@ -333,7 +333,7 @@ pub(crate) async fn run_loop<S: Sink>(
 /// What is shown, and the tally of it.
 struct Shown<S> {
     sink: S,
-    /// Areas and causes (off with `--brief`, and when recording).
+    /// Areas and causes (off with `--brief`).
     annotator: Option<Annotator>,
     summary: Summary,
     filters: Filters,

@@ -150,6 +150,13 @@ fn record_then_report_gives_back_every_field() {
     let (scenario, err) = record_command(&cap, &[], &["failures", "thread"]);
     assert!(err.contains("recorded 7 events"), "{err}");
     assert!(err.contains("0 lost"), "{err}");
+    // The recorder's own summary names each failure's cause, as the live
+    // trace's does.
+    let row = err
+        .lines()
+        .find(|l| l.contains("MADV_REMOVE"))
+        .unwrap_or_else(|| panic!("no MADV_REMOVE row in the summary: {err}"));
+    assert!(row.trim_end().ends_with("remove_on_private"), "{row}");
     assert_eq!(
         std::fs::metadata(&cap).unwrap().permissions().mode() & 0o777,
         0o600
