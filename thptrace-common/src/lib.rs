@@ -38,6 +38,11 @@ pub mod flags {
     /// Do not time calls (`--no-durations`): nothing is attached at system
     /// call entry, and events carry [`super::NOT_TIMED`].
     pub const UNTIMED: u32 = 1 << 7;
+    /// Read the caller's ids, name, uid/gid and cgroup straight from its
+    /// `task_struct`, at the offsets in [`super::Config`], instead of through
+    /// four helper calls. Off when the kernel's BTF lacks a field or the
+    /// verifier refuses the loads.
+    pub const TASK_FIELDS: u32 = 1 << 8;
 }
 
 /// Indices of the per-CPU `COUNTERS` array. Every number the loader reports as
@@ -94,6 +99,20 @@ pub struct Config {
     pub vma_flags_off: u32,
     pub vma_file_off: u32,
     pub vma_ops_off: u32,
+    /// Byte offsets, from the kernel's BTF, of what [`flags::TASK_FIELDS`]
+    /// reads: `task_struct`'s `pid`, `tgid`, `comm`, `cred` and `cgroups`;
+    /// `cred`'s `uid` and `gid`; `css_set`'s `dfl_cgrp`; `cgroup`'s `kn`;
+    /// `kernfs_node`'s `id` (the cgroup id).
+    pub task_pid_off: u32,
+    pub task_tgid_off: u32,
+    pub task_comm_off: u32,
+    pub task_cred_off: u32,
+    pub task_cgroups_off: u32,
+    pub cred_uid_off: u32,
+    pub cred_gid_off: u32,
+    pub css_set_dfl_cgrp_off: u32,
+    pub cgroup_kn_off: u32,
+    pub kernfs_node_id_off: u32,
     pub _pad: u32,
 }
 
@@ -215,5 +234,5 @@ mod pod {
 
 // The layouts are shared with code compiled for another target: pin their
 // sizes so an accidental change (and hidden padding) fails to build.
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 88);
 const _: () = assert!(core::mem::size_of::<RawEvent>() == 56 + 40 + 16 + 40);

@@ -74,6 +74,16 @@ mod programs {
         vma_flags_off: 0,
         vma_file_off: 0,
         vma_ops_off: 0,
+        task_pid_off: 0,
+        task_tgid_off: 0,
+        task_comm_off: 0,
+        task_cred_off: 0,
+        task_cgroups_off: 0,
+        cred_uid_off: 0,
+        cred_gid_off: 0,
+        css_set_dfl_cgrp_off: 0,
+        cgroup_kn_off: 0,
+        kernfs_node_id_off: 0,
         _pad: 0,
     };
 
@@ -199,7 +209,7 @@ mod programs {
     #[inline(always)]
     fn exit(which: u32, ret: i64) {
         let cfg = config();
-        let pid_tgid = bpf_get_current_pid_tgid();
+        let (task, pid_tgid) = current(&cfg);
         // Before the filters: every thread's stamp is taken back, so none is
         // left for a later thread with a reused id.
         let timed = cfg.flags & flags::UNTIMED == 0;
@@ -233,7 +243,42 @@ mod programs {
             Some(t) if t != 0 && t <= now => now - t,
             _ => NO_DURATION,
         };
-        report(&cfg, which, pid_tgid, ret, now, duration);
+        report(&cfg, which, task, pid_tgid, ret, now, duration);
+    }
+
+    /// The current task as a typed kernel pointer (what helpers that take a
+    /// task want).
+    type Task = *mut aya_ebpf::bindings::task_struct;
+
+    /// Loads the field `off` bytes into a typed kernel structure. The
+    /// verifier checks the access against the kernel's BTF and makes it a
+    /// fault-safe load; to it `off` is a constant (CONFIG is read-only data,
+    /// frozen before the programs load), and it refuses an offset that is
+    /// not a field of that size, which makes the loader fall back to the
+    /// helpers.
+    #[inline(always)]
+    unsafe fn field_at<T: Copy>(base: *const u8, off: u32) -> T {
+        // SAFETY: see above; the caller passes a BTF-typed pointer.
+        unsafe { core::ptr::read_volatile(base.add(off as usize) as *const T) }
+    }
+
+    /// The current task and its `tgid << 32 | pid`. With
+    /// [`flags::TASK_FIELDS`] the ids are read from the task (one helper
+    /// call, whose task the event path uses again); otherwise the task is
+    /// fetched only if an event needs it (null here).
+    #[inline(always)]
+    fn current(cfg: &Config) -> (Task, u64) {
+        if cfg.flags & flags::TASK_FIELDS == 0 {
+            return (core::ptr::null_mut(), bpf_get_current_pid_tgid());
+        }
+        // SAFETY: the current task, valid here; fields at their BTF offsets.
+        unsafe {
+            let task = bpf_get_current_task_btf();
+            let t = task as *const u8;
+            let pid: u32 = field_at(t, cfg.task_pid_off);
+            let tgid: u32 = field_at(t, cfg.task_tgid_off);
+            (task, (u64::from(tgid) << 32) | u64::from(pid))
+        }
     }
 
     /// This call's entry time, if this CPU's stamp is this thread's; clears
@@ -274,6 +319,15 @@ mod programs {
         }
     }
 
+    /// Who made the call, beyond its ids.
+    struct Who {
+        uid: u32,
+        gid: u32,
+        cgroup_id: u64,
+        /// The task's name as two words, with [`flags::TASK_FIELDS`] only.
+        comm: [u64; 2],
+    }
+
     /// The call's arguments, as the event carries them.
     struct Args {
         start: u64,
@@ -287,9 +341,9 @@ mod programs {
 
     /// Reads the call's arguments from the task's saved user registers.
     #[inline(always)]
-    fn read_args(which: u32) -> Args {
-        // SAFETY: helpers that take the current task, which is valid here.
-        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const PtRegs;
+    fn read_args(which: u32, task: Task) -> Args {
+        // SAFETY: a helper that takes the current task, which is valid here.
+        let regs = unsafe { bpf_task_pt_regs(task) } as *const PtRegs;
         // The helper returns a typed kernel pointer (BTF `struct pt_regs`):
         // the verifier lets us load its fields directly, a fault-safe load
         // each, with no helper call and no copy of the whole structure.
@@ -342,8 +396,22 @@ mod programs {
     }
 
     #[inline(always)]
-    fn report(cfg: &Config, which: u32, pid_tgid: u64, ret: i64, now: u64, duration: u64) {
-        let args = read_args(which);
+    fn report(
+        cfg: &Config,
+        which: u32,
+        task: Task,
+        pid_tgid: u64,
+        ret: i64,
+        now: u64,
+        duration: u64,
+    ) {
+        let task = if cfg.flags & flags::TASK_FIELDS != 0 {
+            task
+        } else {
+            // SAFETY: the current task, valid here.
+            unsafe { bpf_get_current_task_btf() }
+        };
+        let args = read_args(which, task);
         if cfg.flags & flags::FILTER_ADVICE != 0
             && ADVICE_FILTER.get_ptr(args.advice as u32).is_none()
         {
@@ -353,7 +421,7 @@ mod programs {
             && args.iovec_unreadable == 0
             && !rejected_before_memory(&args, ret)
         {
-            look_up_area(&args)
+            look_up_area(&args, task)
         } else {
             Area::NONE
         };
@@ -374,7 +442,36 @@ mod programs {
         if duration == NO_DURATION {
             count(counter::NO_DURATION);
         }
-        let ids = bpf_get_current_uid_gid();
+        let who = if cfg.flags & flags::TASK_FIELDS != 0 {
+            // SAFETY: the current task and the structures it points to
+            // (RCU-protected, and a tracepoint program runs under RCU),
+            // fields at their BTF offsets.
+            unsafe {
+                let t = task as *const u8;
+                let cred: *const u8 = field_at(t, cfg.task_cred_off);
+                let css_set: *const u8 = field_at(t, cfg.task_cgroups_off);
+                let cgroup: *const u8 = field_at(css_set, cfg.css_set_dfl_cgrp_off);
+                let kn: *const u8 = field_at(cgroup, cfg.cgroup_kn_off);
+                Who {
+                    uid: field_at(cred, cfg.cred_uid_off),
+                    gid: field_at(cred, cfg.cred_gid_off),
+                    cgroup_id: field_at(kn, cfg.kernfs_node_id_off),
+                    comm: [
+                        field_at(t, cfg.task_comm_off),
+                        field_at(t, cfg.task_comm_off + 8),
+                    ],
+                }
+            }
+        } else {
+            let ids = bpf_get_current_uid_gid();
+            Who {
+                uid: ids as u32,
+                gid: (ids >> 32) as u32,
+                // SAFETY: a helper with no arguments.
+                cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+                comm: [0; 2],
+            }
+        };
         // Every field is written straight into the reserved record: building
         // the event on the stack first cost a 152-byte zeroing (a `memset`
         // subprogram call) and a copy on every failure.
@@ -385,24 +482,29 @@ mod programs {
             use core::ptr::addr_of_mut as at;
             at!((*e).ts_ns).write(now);
             at!((*e).duration_ns).write(duration);
-            at!((*e).cgroup_id).write(bpf_get_current_cgroup_id());
+            at!((*e).cgroup_id).write(who.cgroup_id);
             at!((*e).start).write(args.start);
             at!((*e).len).write(args.len);
             at!((*e).vlen).write(args.vlen);
             at!((*e).ret).write(ret);
             at!((*e).tgid).write((pid_tgid >> 32) as u32);
             at!((*e).tid).write(pid_tgid as u32);
-            at!((*e).uid).write(ids as u32);
-            at!((*e).gid).write((ids >> 32) as u32);
+            at!((*e).uid).write(who.uid);
+            at!((*e).gid).write(who.gid);
             at!((*e).cpu).write(bpf_get_smp_processor_id());
             at!((*e).advice).write(args.advice);
             at!((*e).pidfd).write(args.pidfd);
             at!((*e).flags).write(args.flags);
             at!((*e).syscall).write(which);
             at!((*e).iovec_unreadable).write(args.iovec_unreadable);
-            // The helper writes the name into the record itself; on failure it
-            // zeroes it.
-            raw_get_current_comm(at!((*e).comm).cast(), COMM_LEN as u32);
+            if cfg.flags & flags::TASK_FIELDS != 0 {
+                let comm = at!((*e).comm) as *mut [u64; 2];
+                comm.write(who.comm);
+            } else {
+                // The helper writes the name into the record itself; on
+                // failure it zeroes it.
+                raw_get_current_comm(at!((*e).comm).cast(), COMM_LEN as u32);
+            }
             at!((*e).area_start).write(area.start);
             at!((*e).area_end).write(area.end);
             at!((*e).area_vm_flags).write(area.vm_flags);
@@ -495,10 +597,7 @@ mod programs {
     /// Looks up the area containing `addr`: `Ok(None)` when no area does,
     /// `Err` when the lookup could not run (the mm was busy).
     #[inline(always)]
-    fn find_area(
-        task: *mut aya_ebpf::bindings::task_struct,
-        addr: u64,
-    ) -> Result<Option<VmaFields>, ()> {
+    fn find_area(task: Task, addr: u64) -> Result<Option<VmaFields>, ()> {
         let mut vma = VmaFields {
             start: 0,
             end: 0,
@@ -546,9 +645,7 @@ mod programs {
     /// The area containing the call's start, and whether areas cover the
     /// whole range (else where the first gap is).
     #[inline(always)]
-    fn look_up_area(args: &Args) -> Area {
-        // SAFETY: the current task, valid here.
-        let task = unsafe { bpf_get_current_task_btf() };
+    fn look_up_area(args: &Args, task: Task) -> Area {
         let Ok(first) = find_area(task, args.start) else {
             return Area::NONE;
         };

@@ -141,6 +141,74 @@ fn reports_every_failure_exactly_and_no_success() {
     );
 }
 
+/// The process details (ids, name, uid/gid, cgroup) come straight from the
+/// task where the kernel allows it, through helpers where it does not: both
+/// give the same events. Also from another user and another cgroup.
+#[test]
+fn process_details_are_the_same_read_directly_or_through_helpers() {
+    require_root();
+    // A cgroup of its own when cgroup v2 is mounted: its id is the inode
+    // number of its directory.
+    let unified = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists());
+    let cgroup = unified.map(|root| {
+        let dir = root.join(format!("thptrace-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    for helpers_only in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.jsonl");
+        let script = match &cgroup {
+            Some(cg) => format!(
+                "echo $$ > {}/cgroup.procs && exec setpriv --reuid=65534 --regid=65533 --clear-groups {SCENARIOS} failures",
+                cg.display()
+            ),
+            None => format!(
+                "exec setpriv --reuid=65534 --regid=65533 --clear-groups {SCENARIOS} failures"
+            ),
+        };
+        let mut c = Command::new(THPTRACE);
+        c.args(["-v", "-f", "json", "-o"])
+            .arg(&out)
+            .args(["--", "sh", "-c", &script]);
+        if helpers_only {
+            c.env(thptrace::probe::HELPERS_ONLY_ENV, "1");
+        }
+        let output = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("reading process details through helpers"),
+            helpers_only,
+            "{stderr}"
+        );
+        let scenario = Scenario::parse(&output.stdout);
+        let events = of_pid(events(&out), scenario.pid);
+        assert_eq!(events.len(), scenario.failures().len(), "{events:#?}");
+        for (e, call) in events.iter().zip(scenario.failures()) {
+            assert_eq!(e["tid"], call["tid"], "{e}");
+            assert_eq!(e["comm"], "madvise-scenari", "{e}");
+            assert_eq!(
+                (e["uid"].as_u64(), e["gid"].as_u64()),
+                (Some(65534), Some(65533)),
+                "{e}"
+            );
+            if let Some(cg) = &cgroup {
+                use std::os::unix::fs::MetadataExt;
+                let id = std::fs::metadata(cg).unwrap().ino();
+                assert_eq!(e["cgroup_id"], id, "{e}");
+            }
+        }
+    }
+    if let Some(cg) = cgroup {
+        // Empty once the scenario has exited.
+        let _ = std::fs::remove_dir(cg);
+    }
+}
+
 #[test]
 fn all_shows_successes_too() {
     let run = trace_command(&["--all"], &["failures", "successes"]);

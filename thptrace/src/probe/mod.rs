@@ -124,37 +124,40 @@ impl Probe {
                 as u32,
             ..Config::default()
         };
-        let config = match vma_offsets() {
-            Ok(with_offsets) => Config {
-                flags: config.flags | flags::AREA,
-                ..with_offsets(config)
-            },
-            Err(why) => {
-                notices.push(format!("events carry no memory-area details: {why}"));
-                config
-            }
-        };
-        match Self::open(cfg, &config, buffer_size, notices.clone()) {
-            Err(e) if config.flags & flags::AREA != 0 => {
-                // Kernels before 5.17 have no bpf_find_vma: trace without areas.
-                // The verifier's verdict is the last line of its log.
-                let text = format!("{e:#}");
-                let verdict = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                log::info!("the area lookup was refused: {text}");
+        let mut layout = KernelLayout::read();
+        if std::env::var_os(HELPERS_ONLY_ENV).is_some() {
+            layout.task = Err(format!("{HELPERS_ONLY_ENV} is set"));
+        }
+        if let Err(why) = &layout.area {
+            notices.push(format!("events carry no memory-area details: {why}"));
+        }
+        if let Err(why) = &layout.task {
+            log::info!("reading process details through helpers: {why}");
+        }
+        let mut config = layout.apply(config);
+        // What the kernel may refuse, dropped one at a time until it loads:
+        // the direct task reads first (only speed is lost), then the area
+        // lookup (kernels before 5.17 have no bpf_find_vma).
+        loop {
+            let e = match Self::open(cfg, &config, buffer_size, notices.clone()) {
+                Ok(probe) => return Ok(probe),
+                Err(e) => e,
+            };
+            if config.flags & flags::TASK_FIELDS != 0 {
+                log::info!(
+                    "the direct reads of the task were refused; reading process details through helpers: {e:#}"
+                );
+                config.flags &= !flags::TASK_FIELDS;
+            } else if config.flags & flags::AREA != 0 {
+                log::info!("the area lookup was refused: {e:#}");
                 notices.push(format!(
-                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma needs Linux 5.17 or later; -v shows the verifier's log): {verdict}"
+                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma needs Linux 5.17 or later; -v shows the verifier's log): {}",
+                    verdict(&e)
                 ));
-                let config = Config {
-                    flags: config.flags & !flags::AREA,
-                    ..config
-                };
-                Self::open(cfg, &config, buffer_size, notices)
+                config.flags &= !flags::AREA;
+            } else {
+                return Err(e);
             }
-            other => other,
         }
     }
 
@@ -337,29 +340,97 @@ fn drain_ring(ring: &mut Ring, sink: &mut impl FnMut(&Event)) -> usize {
     })
 }
 
-/// Reads where `vm_area_struct` keeps the fields the kernel programs read,
-/// from the running kernel's BTF; returns a function that puts them in a
-/// [`Config`].
-fn vma_offsets() -> Result<impl FnOnce(Config) -> Config, String> {
-    let path = crate::setup::KERNEL_BTF;
-    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    let btf = crate::btf::Btf::parse(&data).map_err(|e| format!("{path}: {e}"))?;
-    let names = ["vm_start", "vm_end", "vm_flags", "vm_file", "vm_ops"];
-    let offsets = btf
-        .offsets("vm_area_struct", &names)
-        .map_err(|e| format!("{path}: {e}"))?;
-    let mut got = [0u32; 5];
-    for (i, (off, name)) in offsets.iter().zip(names).enumerate() {
-        got[i] = off.ok_or_else(|| format!("{path}: struct vm_area_struct has no {name}"))?;
+/// Set (to anything), thptrace reads process details through helpers, as
+/// on a kernel that refuses the direct reads: for the tests of that path.
+pub const HELPERS_ONLY_ENV: &str = "THPTRACE_HELPERS_ONLY";
+
+/// Where the running kernel keeps the fields the kernel programs read
+/// directly, from its BTF: each part is there, or says why not.
+struct KernelLayout {
+    /// `vm_area_struct`'s fields, for the memory area ([`flags::AREA`]).
+    area: Result<[u32; 5], String>,
+    /// The task's fields, for [`flags::TASK_FIELDS`].
+    task: Result<[u32; 10], String>,
+}
+
+impl KernelLayout {
+    fn read() -> KernelLayout {
+        let path = crate::setup::KERNEL_BTF;
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => return KernelLayout::missing(format!("{path}: {e}")),
+        };
+        let btf = match crate::btf::Btf::parse(&data) {
+            Ok(b) => b,
+            Err(e) => return KernelLayout::missing(format!("{path}: {e}")),
+        };
+        // Each (struct, fields) in the order the arrays above hold them.
+        let offsets = |wanted: &[(&str, &[&str])]| -> Result<Vec<u32>, String> {
+            let mut got = Vec::new();
+            for (name, fields) in wanted {
+                let offs = btf
+                    .offsets(name, fields)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                for (off, field) in offs.into_iter().zip(fields.iter()) {
+                    got.push(off.ok_or_else(|| format!("{path}: struct {name} has no {field}"))?);
+                }
+            }
+            Ok(got)
+        };
+        let area = offsets(&[(
+            "vm_area_struct",
+            &["vm_start", "vm_end", "vm_flags", "vm_file", "vm_ops"],
+        )])
+        .map(|v| v.try_into().expect("five fields"));
+        let task = offsets(&[
+            ("task_struct", &["pid", "tgid", "comm", "cred", "cgroups"]),
+            ("cred", &["uid", "gid"]),
+            ("css_set", &["dfl_cgrp"]),
+            ("cgroup", &["kn"]),
+            ("kernfs_node", &["id"]),
+        ])
+        .map(|v| v.try_into().expect("ten fields"));
+        KernelLayout { area, task }
     }
-    Ok(move |c: Config| Config {
-        vma_start_off: got[0],
-        vma_end_off: got[1],
-        vma_flags_off: got[2],
-        vma_file_off: got[3],
-        vma_ops_off: got[4],
-        ..c
-    })
+
+    fn missing(why: String) -> KernelLayout {
+        KernelLayout {
+            area: Err(why.clone()),
+            task: Err(why),
+        }
+    }
+
+    /// `config` with what was found, and the flags that use it.
+    fn apply(&self, config: Config) -> Config {
+        let mut c = config;
+        if let Ok([start, end, flags_off, file, ops]) = self.area {
+            c.flags |= flags::AREA;
+            (c.vma_start_off, c.vma_end_off, c.vma_flags_off) = (start, end, flags_off);
+            (c.vma_file_off, c.vma_ops_off) = (file, ops);
+        }
+        if let Ok([pid, tgid, comm, cred, cgroups, uid, gid, dfl, kn, id]) = self.task {
+            c.flags |= flags::TASK_FIELDS;
+            (c.task_pid_off, c.task_tgid_off, c.task_comm_off) = (pid, tgid, comm);
+            (c.task_cred_off, c.task_cgroups_off) = (cred, cgroups);
+            (c.cred_uid_off, c.cred_gid_off) = (uid, gid);
+            (
+                c.css_set_dfl_cgrp_off,
+                c.cgroup_kn_off,
+                c.kernfs_node_id_off,
+            ) = (dfl, kn, id);
+        }
+        c
+    }
+}
+
+/// The verifier's verdict: the last line of its log.
+fn verdict(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P>
