@@ -147,6 +147,10 @@ impl Probe {
                 log::info!(
                     "the direct reads of the task were refused; reading process details through helpers: {e:#}"
                 );
+                notices.push(format!(
+                    "reading process details through helpers, about 100 ns more per failure: the kernel refused the direct reads of the task (-v shows the verifier's log): {}",
+                    verdict(&e)
+                ));
                 config.flags &= !flags::TASK_FIELDS;
             } else if config.flags & flags::AREA != 0 {
                 log::info!("the area lookup was refused: {e:#}");
