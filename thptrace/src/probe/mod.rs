@@ -134,35 +134,42 @@ impl Probe {
         if let Err(why) = &layout.task {
             log::info!("reading process details through helpers: {why}");
         }
-        let mut config = layout.apply(config);
-        // What the kernel may refuse, dropped one at a time until it loads:
-        // the direct task reads first (only speed is lost), then the area
-        // lookup (kernels before 5.17 have no bpf_find_vma).
-        loop {
-            let e = match Self::open(cfg, &config, buffer_size, notices.clone()) {
-                Ok(probe) => return Ok(probe),
-                Err(e) => e,
+        let config = layout.apply(config);
+        // What the kernel may refuse: the direct task reads (only speed is
+        // lost without them) and the area lookup (kernels before 5.17 have no
+        // bpf_find_vma). Which one it refused is not in the error, so the
+        // subsets are tried in order of preference and the first that loads
+        // is kept: a refused area lookup must not cost the task reads too.
+        let optional = OPTIONAL.iter().fold(0, |all, o| all | o.flag);
+        let wanted = config.flags & optional;
+        let mut first_error = None;
+        for keep in subsets_to_try(wanted) {
+            let attempt = Config {
+                flags: (config.flags & !optional) | keep,
+                ..config
             };
-            if config.flags & flags::TASK_FIELDS != 0 {
-                log::info!(
-                    "the direct reads of the task were refused; reading process details through helpers: {e:#}"
-                );
-                notices.push(format!(
-                    "reading process details through helpers, about 100 ns more per failure: the kernel refused the direct reads of the task (-v shows the verifier's log): {}",
-                    verdict(&e)
-                ));
-                config.flags &= !flags::TASK_FIELDS;
-            } else if config.flags & flags::AREA != 0 {
-                log::info!("the area lookup was refused: {e:#}");
-                notices.push(format!(
-                    "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma needs Linux 5.17 or later; -v shows the verifier's log): {}",
-                    verdict(&e)
-                ));
-                config.flags &= !flags::AREA;
-            } else {
-                return Err(e);
+            let mut notices = notices.clone();
+            if let Some(e) = &first_error {
+                notices.extend(dropped_notices(wanted & !keep, &verdict(e)));
+            }
+            match Self::open(cfg, &attempt, buffer_size, notices) {
+                Ok(probe) => return Ok(probe),
+                Err(e) if keep != 0 => {
+                    let with: Vec<&str> = OPTIONAL
+                        .iter()
+                        .filter(|o| keep & o.flag != 0)
+                        .map(|o| o.what)
+                        .collect();
+                    log::info!(
+                        "the kernel refused the programs with {}: {e:#}",
+                        with.join(" and ")
+                    );
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
             }
         }
+        unreachable!("the last subset tried is the empty one, which returns")
     }
 
     fn open(
@@ -342,6 +349,65 @@ fn drain_ring(ring: &mut Ring, sink: &mut impl FnMut(&Event)) -> usize {
             sink(&Event::from_raw(&raw));
         }
     })
+}
+
+/// A part of the kernel programs that a kernel may refuse, and what tracing
+/// without it means.
+struct Optional {
+    flag: u32,
+    /// What the kernel refused.
+    what: &'static str,
+    /// Why a kernel might, for the notice (empty, or ending in "; ").
+    why: &'static str,
+    /// The notice's start: what the trace goes without.
+    without: &'static str,
+}
+
+const OPTIONAL: [Optional; 2] = [
+    Optional {
+        flag: flags::TASK_FIELDS,
+        what: "the direct reads of the task",
+        why: "",
+        without: "reading process details through helpers, about 100 ns more per failure",
+    },
+    Optional {
+        flag: flags::AREA,
+        what: "the area lookup",
+        why: "bpf_find_vma needs Linux 5.17 or later; ",
+        without: "events carry no memory-area details",
+    },
+];
+
+/// The subsets of the `wanted` optional flags to load with, best first,
+/// each once: all of them, without the task reads, without the area
+/// lookup, neither.
+fn subsets_to_try(wanted: u32) -> Vec<u32> {
+    let mut subsets = Vec::new();
+    for keep in [
+        wanted,
+        wanted & !flags::TASK_FIELDS,
+        wanted & !flags::AREA,
+        0,
+    ] {
+        if !subsets.contains(&keep) {
+            subsets.push(keep);
+        }
+    }
+    subsets
+}
+
+/// What to tell the user about the optional parts `dropped`.
+fn dropped_notices(dropped: u32, verdict: &str) -> Vec<String> {
+    OPTIONAL
+        .iter()
+        .filter(|o| dropped & o.flag != 0)
+        .map(|o| {
+            format!(
+                "{}: the kernel refused {} ({}-v shows the verifier's log): {verdict}",
+                o.without, o.what, o.why
+            )
+        })
+        .collect()
 }
 
 /// Set (to anything), thptrace reads process details through helpers, as
@@ -584,4 +650,40 @@ fn io_errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
         cur = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: u32 = flags::TASK_FIELDS;
+    const A: u32 = flags::AREA;
+
+    /// A kernel that refuses only the area lookup keeps the task reads: the
+    /// subset without the area comes before the one with neither.
+    #[test]
+    fn optional_parts_are_dropped_least_costly_first() {
+        assert_eq!(subsets_to_try(T | A), [T | A, A, T, 0]);
+        assert_eq!(subsets_to_try(A), [A, 0]);
+        assert_eq!(subsets_to_try(T), [T, 0]);
+        assert_eq!(subsets_to_try(0), [0]);
+    }
+
+    #[test]
+    fn each_dropped_part_gets_its_notice() {
+        assert!(dropped_notices(0, "x").is_empty());
+        assert_eq!(
+            dropped_notices(A, "R0 invalid mem access"),
+            [
+                "events carry no memory-area details: the kernel refused the area lookup (bpf_find_vma needs Linux 5.17 or later; -v shows the verifier's log): R0 invalid mem access"
+            ]
+        );
+        let both = dropped_notices(T | A, "v");
+        assert_eq!(both.len(), 2);
+        assert!(
+            both[0].starts_with("reading process details through helpers, about 100 ns more per failure: the kernel refused the direct reads of the task (-v shows"),
+            "{}",
+            both[0]
+        );
+    }
 }
